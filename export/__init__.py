@@ -1,0 +1,7 @@
+"""seaembed.export: checkpoint → ONNX graphs (→ TensorRT engines) → a self-describing bundle."""
+
+from .checkpoint import DEFAULT_MODEL_ID, CheckpointError, load_checkpoint
+from .exporter import export_bundle, summarize
+from .parity import ParityError
+
+__all__ = ["export_bundle", "summarize", "load_checkpoint", "CheckpointError", "ParityError", "DEFAULT_MODEL_ID"]

@@ -7,6 +7,7 @@ each remaining span is normalised (Precompiled charsmap, Strip, Replace), pre-to
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ _CUT_MARGIN_TOKENS = 64
 _EXACT_COUNT_CHARS = 20_000
 
 
-def _special_ids(post_processor: dict | None, vocab_index: dict[str, int]) -> tuple[list[int], list[int]]:
+def _special_ids(post_processor: dict | None, pieces: dict[str, tuple[int, float]]) -> tuple[list[int], list[int]]:
     """Ids the post-processor puts before and after a single sequence."""
     if post_processor is None:
         return [], []
@@ -42,9 +43,9 @@ def _special_ids(post_processor: dict | None, vocab_index: dict[str, int]) -> tu
                 name = item["SpecialToken"]["id"]
                 ids = specials.get(name, {}).get("ids")
                 if ids is None:
-                    if name not in vocab_index:
+                    if name not in pieces:
                         raise TokenizerConfigError(f"post-processor names unknown special token {name!r}")
-                    ids = [vocab_index[name]]
+                    ids = [pieces[name][0]]
                 (after if seen_sequence else before).extend(int(i) for i in ids)
         return before, after
     raise TokenizerConfigError(f"tokenizer.json uses the {kind!r} post-processor, which is not implemented")
@@ -59,9 +60,6 @@ class Tokenizer:
             raise TokenizerConfigError(
                 f"tokenizer.json model type is {model.get('type')!r}; seaembed implements SentencePiece Unigram only"
             )
-        if spec.get("truncation") or spec.get("padding"):
-            # Limits come from the bundle manifest, not from settings baked into the file.
-            pass
         self.model = UnigramModel(model["vocab"], model.get("unk_id"), bool(model.get("byte_fallback", False)))
         self._normalize = build_normalizer(spec.get("normalizer"))
         self._pre_tokenize = build_pre_tokenizer(spec.get("pre_tokenizer"))
@@ -79,8 +77,7 @@ class Tokenizer:
             if t.get("single_word"):
                 raise TokenizerConfigError(f"added token {t['content']!r} uses single_word, which is not implemented")
         self._added = AddedTokenSplitter(added)
-        vocab_index = {piece: i for piece, (i, _s) in self.model.pieces.items()}
-        self.prefix_ids, self.suffix_ids = _special_ids(spec.get("post_processor"), vocab_index)
+        self.prefix_ids, self.suffix_ids = _special_ids(spec.get("post_processor"), self.model.pieces)
         if max_tokens <= len(self.prefix_ids) + len(self.suffix_ids):
             raise TokenizerConfigError(f"max_tokens={max_tokens} leaves no room for text between the special tokens")
         self.max_tokens = int(max_tokens)
@@ -90,9 +87,17 @@ class Tokenizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, max_tokens: int = 512, prompts: dict[str, str] | None = None) -> Tokenizer:
-        with open(path, encoding="utf-8") as handle:
-            spec = json.load(handle)
-        return cls(spec, max_tokens=max_tokens, prompts=prompts)
+        # The 250k-piece vocabulary is ~1M small objects: the cyclic GC has nothing to find
+        # in them but would walk them repeatedly while they are built.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with open(path, "rb") as handle:
+                spec = json.loads(handle.read())
+            return cls(spec, max_tokens=max_tokens, prompts=prompts)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
     # -- text → ids ---------------------------------------------------------------------
 

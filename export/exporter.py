@@ -1,0 +1,138 @@
+"""checkpoint → ONNX graphs → parity gate → bundle (manifest.json + tokenizer.json + graphs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+from seaembed.runtime.integrity import sha256_file
+from seaembed.runtime.manifest import FORMAT_VERSION, Artifact, Manifest, write_manifest
+from seaembed.runtime.version import __version__
+
+from . import parity
+from .checkpoint import Checkpoint, ensure_tokenizer_json, load_checkpoint
+from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
+
+PRECISIONS = ("fp32", "fp16")
+
+
+def producer_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"seaembed": __version__, "python": platform.python_version()}
+    for package in ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _io_spec(hidden: int) -> tuple[list[dict], list[dict]]:
+    inputs = [{"name": n, "dtype": "int64", "shape": ["batch", "sequence"]} for n in INPUT_NAMES]
+    outputs = [
+        {"name": "sentence_embedding", "dtype": "float32", "shape": ["batch", hidden]},
+        {"name": "pooled_embedding", "dtype": "float32", "shape": ["batch", hidden]},
+        {"name": "token_embeddings", "dtype": "float32", "shape": ["batch", "sequence", hidden]},
+    ]
+    return inputs, outputs
+
+
+def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, reference) -> Artifact:
+    import onnx
+
+    arch = checkpoint.architecture
+    graph_file, data_file = f"model.{precision}.onnx", f"model.{precision}.onnx.data"
+    model = build_encoder_graph(arch, checkpoint.weights, checkpoint.normalize, precision)
+    save_with_external_data(model, out_dir / graph_file, data_file)
+    onnx.checker.check_model(str(out_dir / graph_file), full_check=True)
+    stats = parity.enforce(parity.measure_onnx_parity(out_dir / graph_file, reference), precision)
+    inputs, outputs = _io_spec(arch.hidden)
+    return Artifact(
+        name=f"onnx-{precision}",
+        format="onnx",
+        precision=precision,
+        file=graph_file,
+        sha256={graph_file: sha256_file(out_dir / graph_file), data_file: sha256_file(out_dir / data_file)},
+        inputs=inputs,
+        outputs=outputs,
+        opset=OPSET,
+        parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
+    )
+
+
+def export_bundle(
+    model: str,
+    out_dir: str | Path,
+    precisions: tuple[str, ...] = ("fp32",),
+    revision: str | None = None,
+    model_name: str | None = None,
+    overwrite: bool = False,
+) -> Manifest:
+    """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`."""
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision {precision!r} is not available; choose from {', '.join(PRECISIONS)}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
+    checkpoint = load_checkpoint(model, revision)
+    reference = parity.torch_reference(checkpoint.path, parity.probe_batches())
+
+    # Build in a sibling temp dir and move into place: a failed export never leaves half a bundle.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".seaembed-export-", dir=out_dir.parent))
+    try:
+        tokenizer_file = ensure_tokenizer_json(checkpoint, staging)
+        artifacts = [export_onnx_artifact(checkpoint, staging, p, reference) for p in precisions]
+        arch = checkpoint.architecture
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model_name=model_name or checkpoint.source,
+            source={
+                "model": checkpoint.source,
+                "path": str(checkpoint.path),
+                "revision": checkpoint.revision,
+                "weights_file": checkpoint.weights_file.name,
+                "weights_sha256": checkpoint.weights_sha256,
+            },
+            architecture=arch.to_json(),
+            embedding_dim=arch.hidden,
+            max_tokens=checkpoint.max_tokens,
+            pooling="mean",
+            normalize=checkpoint.normalize,
+            prompts=checkpoint.prompts,
+            default_prompt_name=checkpoint.default_prompt_name,
+            tokenizer={"file": tokenizer_file.name, "sha256": sha256_file(tokenizer_file)},
+            artifacts=artifacts,
+            producer=producer_versions(),
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        write_manifest(staging, manifest)
+        staging.chmod(0o755)
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def summarize(manifest: Manifest) -> str:
+    lines = [f"bundle for {manifest.model_name}: dim {manifest.embedding_dim}, max tokens {manifest.max_tokens}"]
+    for a in manifest.artifacts:
+        p = a.parity
+        lines.append(
+            f"  {a.name:10s} {a.file:24s} max|diff| {p.get('max_abs_diff', float('nan')):.2e}  "
+            f"min cos {p.get('min_cosine', float('nan')):.8f}  ({p.get('probes', 0)} probes)"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["export_bundle", "summarize", "producer_versions"]

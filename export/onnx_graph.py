@@ -1,0 +1,187 @@
+"""Build the encoder's ONNX graph directly from its weights.
+
+Writing the graph ourselves (rather than tracing PyTorch) gives one graph for every
+transformers version, names we control, and precision placed where we want it: the
+FP16 variant keeps LayerNorm, Softmax, GELU, pooling and normalisation in FP32
+(XLM-R's LayerNorm inputs overflow FP16). Parity with PyTorch is checked after export.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .checkpoint import Architecture
+
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAMES = ("sentence_embedding", "pooled_embedding", "token_embeddings")
+_FP32_MIN = float(np.finfo(np.float32).min)
+
+
+class GraphBuilder:
+    def __init__(self, precision: str):
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"graph precision must be fp32 or fp16, got {precision!r}")
+        self.precision = precision
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def weight(self, name: str, array: np.ndarray) -> str:
+        """A matmul weight, stored in the compute precision."""
+        dtype = np.float16 if self.precision == "fp16" else np.float32
+        return self.const(name, array.astype(dtype))
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def to_compute(self, x: str) -> str:
+        return self.op("Cast", [x], "to_fp16", to=TensorProto.FLOAT16) if self.precision == "fp16" else x
+
+    def to_fp32(self, x: str) -> str:
+        return self.op("Cast", [x], "to_fp32", to=TensorProto.FLOAT) if self.precision == "fp16" else x
+
+    def linear(self, x: str, weight: np.ndarray, bias: np.ndarray, name: str) -> str:
+        """x @ weight.T + bias; fp32 in and out, the product in the compute precision."""
+        w = self.weight(f"{name}.weight_t", weight.T)
+        b = self.weight(f"{name}.bias", bias)
+        y = self.op("MatMul", [self.to_compute(x), w], f"{name}.matmul")
+        y = self.op("Add", [y, b], f"{name}.add")
+        return self.to_fp32(y)
+
+    def layer_norm(self, x: str, weights: dict, prefix: str, eps: float) -> str:
+        gamma = self.const(f"{prefix}.weight", weights[f"{prefix}.weight"])
+        beta = self.const(f"{prefix}.bias", weights[f"{prefix}.bias"])
+        return self.op("LayerNormalization", [x, gamma, beta], f"{prefix}", axis=-1, epsilon=eps)
+
+
+def _embeddings(g: GraphBuilder, arch: Architecture, w: dict) -> str:
+    word = g.op("Gather", [g.const("embeddings.word_embeddings.weight", w["embeddings.word_embeddings.weight"]), "input_ids"], "word")
+    pos_table = g.const("embeddings.position_embeddings.weight", w["embeddings.position_embeddings.weight"])
+    if arch.family == "xlm-roberta":
+        # create_position_ids_from_input_ids: non-pad tokens count up from pad_id + 1.
+        pad = g.const("pad_id", np.array(arch.pad_id, dtype=np.int64))
+        not_pad = g.op("Cast", [g.op("Not", [g.op("Equal", ["input_ids", pad])])], "not_pad", to=TensorProto.INT64)
+        axis = g.const("axis_1", np.array(1, dtype=np.int64))
+        running = g.op("Mul", [g.op("CumSum", [not_pad, axis]), not_pad])
+        positions = g.op("Add", [running, pad], "position_ids")
+    else:
+        shape = g.op("Shape", ["input_ids"])
+        seq_len = g.op("Gather", [shape, g.const("one_i64", np.array(1, dtype=np.int64))], "seq_len", axis=0)
+        positions = g.op(
+            "Range", [g.const("zero_i64", np.array(0, dtype=np.int64)), seq_len, g.const("step_i64", np.array(1, dtype=np.int64))],
+            "position_ids",
+        )
+    pos = g.op("Gather", [pos_table, positions], "pos")
+    # token_type_ids are all zero for these models: row 0 of the type table.
+    type_row = g.const("embeddings.token_type_row0", w["embeddings.token_type_embeddings.weight"][0])
+    summed = g.op("Add", [g.op("Add", [word, pos]), type_row], "emb_sum")
+    return g.layer_norm(summed, w, "embeddings.LayerNorm", arch.layer_norm_eps)
+
+
+def _attention(g: GraphBuilder, x: str, mask_bias: str, arch: Architecture, w: dict, p: str) -> str:
+    head_dim = arch.hidden // arch.heads
+    split_shape = g.const(f"{p}.split_shape", np.array([0, 0, arch.heads, head_dim], dtype=np.int64))
+    merge_shape = g.const(f"{p}.merge_shape", np.array([0, 0, arch.hidden], dtype=np.int64))
+
+    def project(kind: str) -> str:
+        name = f"{p}.attention.self.{kind}"
+        weight, bias = w[f"{name}.weight"], w[f"{name}.bias"]
+        if kind == "query":  # fold 1/sqrt(d) into the query projection
+            scale = 1.0 / math.sqrt(head_dim)
+            weight, bias = weight * scale, bias * scale
+        y = g.op("MatMul", [g.to_compute(x), g.weight(f"{name}.weight_t", weight.T)], f"{name}.matmul")
+        y = g.op("Add", [y, g.weight(f"{name}.bias", bias)], f"{name}.add")
+        return g.op("Reshape", [y, split_shape], f"{name}.split")
+
+    q = g.op("Transpose", [project("query")], perm=[0, 2, 1, 3])
+    k = g.op("Transpose", [project("key")], perm=[0, 2, 3, 1])
+    v = g.op("Transpose", [project("value")], perm=[0, 2, 1, 3])
+    scores = g.to_fp32(g.op("MatMul", [q, k], f"{p}.scores"))
+    probs = g.op("Softmax", [g.op("Add", [scores, mask_bias])], f"{p}.softmax", axis=-1)
+    context = g.op("MatMul", [g.to_compute(probs), v], f"{p}.context")
+    context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge_shape], f"{p}.merge")
+    out = g.linear(g.to_fp32(context), w[f"{p}.attention.output.dense.weight"], w[f"{p}.attention.output.dense.bias"], f"{p}.attention.output.dense")
+    return g.layer_norm(g.op("Add", [out, x]), w, f"{p}.attention.output.LayerNorm", arch.layer_norm_eps)
+
+
+def _feed_forward(g: GraphBuilder, x: str, arch: Architecture, w: dict, p: str) -> str:
+    h = g.linear(x, w[f"{p}.intermediate.dense.weight"], w[f"{p}.intermediate.dense.bias"], f"{p}.intermediate.dense")
+    # exact GELU: 0.5 * h * (1 + erf(h / sqrt(2)))
+    erf = g.op("Erf", [g.op("Div", [h, g.const(f"{p}.sqrt2", np.array(math.sqrt(2.0), dtype=np.float32))])])
+    gelu = g.op(
+        "Mul",
+        [g.op("Mul", [h, g.op("Add", [erf, g.const(f"{p}.one", np.array(1.0, dtype=np.float32))])]), g.const(f"{p}.half", np.array(0.5, dtype=np.float32))],
+        f"{p}.gelu",
+    )
+    out = g.linear(gelu, w[f"{p}.output.dense.weight"], w[f"{p}.output.dense.bias"], f"{p}.output.dense")
+    return g.layer_norm(g.op("Add", [out, x]), w, f"{p}.output.LayerNorm", arch.layer_norm_eps)
+
+
+def build_encoder_graph(arch: Architecture, weights: dict[str, np.ndarray], normalize: bool, precision: str = "fp32") -> onnx.ModelProto:
+    """ONNX graph: (input_ids, attention_mask) → (sentence_embedding, pooled_embedding, token_embeddings)."""
+    g = GraphBuilder(precision)
+    mask_f = g.op("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
+    # additive mask [batch, 1, 1, seq]: 0 where attended, float32 min where padded
+    inverted = g.op("Sub", [g.const("one_f", np.array(1.0, dtype=np.float32)), mask_f])
+    bias = g.op("Mul", [inverted, g.const("fp32_min", np.array(_FP32_MIN, dtype=np.float32))])
+    mask_bias = g.op("Unsqueeze", [bias, g.const("axes_1_2", np.array([1, 2], dtype=np.int64))], "mask_bias")
+
+    x = _embeddings(g, arch, weights)
+    for layer in range(arch.layers):
+        prefix = f"encoder.layer.{layer}"
+        x = _attention(g, x, mask_bias, arch, weights, prefix)
+        x = _feed_forward(g, x, arch, weights, prefix)
+    g.nodes.append(helper.make_node("Identity", [x], ["token_embeddings"], name="token_embeddings"))
+
+    # mean pooling over the attention mask, as sentence-transformers' Pooling does
+    mask_3d = g.op("Unsqueeze", [mask_f, g.const("axes_2", np.array([2], dtype=np.int64))], "mask_3d")
+    axes_1 = g.const("axes_1", np.array([1], dtype=np.int64))
+    summed = g.op("ReduceSum", [g.op("Mul", [x, mask_3d]), axes_1], "masked_sum", keepdims=0)
+    counts = g.op("Max", [g.op("ReduceSum", [mask_3d, axes_1], keepdims=0), g.const("min_count", np.array(1e-9, dtype=np.float32))])
+    pooled = g.op("Div", [summed, counts], "mean_pooled")
+    # the mean before Normalize, so callers can ask for unnormalised vectors (TEI's normalize=false)
+    g.nodes.append(helper.make_node("Identity", [pooled], ["pooled_embedding"], name="pooled_embedding"))
+    if normalize:
+        # torch.nn.functional.normalize: x / max(||x||, 1e-12)
+        norm = g.op("ReduceL2", [pooled], axes=[1], keepdims=1)  # opset 17: axes is an attribute
+        norm = g.op("Max", [norm, g.const("min_norm", np.array(1e-12, dtype=np.float32))])
+        pooled = g.op("Div", [pooled, norm], "normalized")
+    g.nodes.append(helper.make_node("Identity", [pooled], ["sentence_embedding"], name="sentence_embedding"))
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in INPUT_NAMES]
+    outputs = [
+        helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", arch.hidden]),
+        helper.make_tensor_value_info("pooled_embedding", TensorProto.FLOAT, ["batch", arch.hidden]),
+        helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "sequence", arch.hidden]),
+    ]
+    graph = helper.make_graph(g.nodes, f"seaembed_{arch.family}_{precision}", inputs, outputs, g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="seaembed")
+    model.ir_version = 8  # readable by every ONNX Runtime >= 1.14 and TensorRT 10
+    return model
+
+
+def save_with_external_data(model: onnx.ModelProto, path, data_file_name: str) -> None:
+    """Save the graph with every weight in one same-directory data file (the real model is 2.2 GB)."""
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data_file_name,
+        size_threshold=1024,  # small constants (shapes, axes) stay inline for shape inference
+    )

@@ -1,0 +1,119 @@
+"""Export-time parity: the ONNX graph against PyTorch on a fixed multilingual probe set.
+
+Both sides get the same input ids (from the checkpoint's own tokenizer), so this
+measures the graph alone. A miss fails the export; the numbers go into the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+# Odd batch sizes so padding and batch-size-dependent kernels are exercised.
+PROBE_BATCH_SIZES = (1, 3, 5, 17)
+
+
+class ParityError(RuntimeError):
+    """The exported graph does not reproduce PyTorch within the gate."""
+
+
+@dataclass(frozen=True)
+class ParityGate:
+    max_abs_diff: float
+    min_cosine: float
+
+
+GATES = {
+    "fp32": ParityGate(max_abs_diff=1e-4, min_cosine=0.99999),
+    "fp16": ParityGate(max_abs_diff=5e-3, min_cosine=0.9999),
+}
+
+
+def probe_texts() -> list[str]:
+    text = resources.files("seaembed.export").joinpath("data/probes.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def probe_batches() -> list[list[str]]:
+    texts = probe_texts()
+    batches, start = [], 0
+    for size in PROBE_BATCH_SIZES:
+        batches.append([texts[(start + i) % len(texts)] for i in range(size)])
+        start += size
+    return batches
+
+
+def torch_reference(model_dir: Path, batches: list[list[str]]):
+    """(features, sentence embeddings) from sentence-transformers' PyTorch forward pass."""
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    transformers.logging.set_verbosity_error()  # the unused pooler's "MISSING" report is noise here
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    model.eval()
+    results = []
+    with torch.inference_mode():
+        for texts in batches:
+            # sentence-transformers >= 6 renamed tokenize() to preprocess()
+            features = (model.preprocess if hasattr(model, "preprocess") else model.tokenize)(texts)
+            out = model.forward(dict(features))
+            results.append(
+                (
+                    features["input_ids"].numpy().astype(np.int64),
+                    features["attention_mask"].numpy().astype(np.int64),
+                    out["sentence_embedding"].float().numpy(),
+                )
+            )
+    return results
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    reference = reference.astype(np.float64)
+    candidate = candidate.astype(np.float64)
+    cos = np.sum(reference * candidate, axis=1) / (
+        np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1) + 1e-30
+    )
+    return {
+        "max_abs_diff": float(np.max(np.abs(reference - candidate))),
+        "min_cosine": float(np.min(cos)),
+        "mean_cosine": float(np.mean(cos)),
+        "finite": bool(np.all(np.isfinite(candidate))),
+    }
+
+
+def measure_onnx_parity(onnx_path: Path, reference) -> dict:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # Unoptimised session: check the graph as written, not ORT's rewrite of it.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    refs, outs = [], []
+    for input_ids, attention_mask, expected in reference:
+        (got,) = session.run(["sentence_embedding"], {"input_ids": input_ids, "attention_mask": attention_mask})
+        refs.append(expected)
+        outs.append(got)
+    stats = compare(np.concatenate(refs), np.concatenate(outs))
+    stats["probes"] = int(sum(len(r[0]) for r in reference))
+    stats["batch_sizes"] = list(PROBE_BATCH_SIZES)
+    return stats
+
+
+def enforce(stats: dict, precision: str) -> dict:
+    gate = GATES[precision]
+    stats = dict(stats, gate={"max_abs_diff": gate.max_abs_diff, "min_cosine": gate.min_cosine})
+    failures = []
+    if not stats["finite"]:
+        failures.append("output has NaN/Inf")
+    if stats["max_abs_diff"] > gate.max_abs_diff:
+        failures.append(f"max |diff| {stats['max_abs_diff']:.3g} > {gate.max_abs_diff:g}")
+    if stats["min_cosine"] < gate.min_cosine:
+        failures.append(f"min cosine {stats['min_cosine']:.7f} < {gate.min_cosine}")
+    if failures:
+        raise ParityError(f"{precision} graph fails parity with PyTorch on {stats['probes']} probes: " + "; ".join(failures))
+    stats["passed"] = True
+    return stats

@@ -1,0 +1,78 @@
+"""ONNX Runtime on the CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..manifest import Artifact, Manifest
+from .base import BackendUnavailable, pick_artifact
+
+
+class OnnxCpuBackend:
+    name = "cpu"
+    provider = "CPUExecutionProvider"
+    # fp32 is exact; later entries are used only when the bundle lacks fp32.
+    precision_preference: tuple[str, ...] = ("fp32", "int8", "fp16")
+
+    def __init__(self, session, artifact: Artifact, threads: int):
+        self.session = session
+        self.artifact = artifact
+        self.threads = threads
+        self._outputs = {o.name for o in session.get_outputs()}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import onnxruntime as ort
+        except ModuleNotFoundError:
+            return "onnxruntime is not installed: pip install onnxruntime"
+        if cls.provider not in ort.get_available_providers():
+            return f"onnxruntime here has no {cls.provider} (providers: {ort.get_available_providers()})"
+        return None
+
+    @classmethod
+    def session_options(cls, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        return options
+
+    @classmethod
+    def load(cls, bundle_dir: Path, manifest: Manifest, precision: str | None, threads: int | None) -> OnnxCpuBackend:
+        reason = cls.unavailable_reason()
+        if reason:
+            raise BackendUnavailable(reason)
+        import onnxruntime as ort
+
+        artifact = pick_artifact(manifest, "onnx", precision, cls.precision_preference)
+        threads = threads or os.cpu_count() or 1
+        session = ort.InferenceSession(
+            str(Path(bundle_dir) / artifact.file), cls.session_options(threads), providers=[cls.provider]
+        )
+        return cls(session, artifact, threads)
+
+    @property
+    def max_batch_size(self) -> int | None:
+        return None
+
+    def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, normalized: bool = True) -> np.ndarray:
+        output = "sentence_embedding" if normalized or "pooled_embedding" not in self._outputs else "pooled_embedding"
+        (result,) = self.session.run([output], {"input_ids": input_ids, "attention_mask": attention_mask})
+        return np.asarray(result, dtype=np.float32)
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.name,
+            "engine": "onnxruntime",
+            "provider": self.provider,
+            "artifact": self.artifact.name,
+            "precision": self.artifact.precision,
+            "threads": self.threads,
+        }

@@ -1,0 +1,208 @@
+"""`seaembed` command line: a thin layer over the library. Every flag has an env var."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _bool(value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _env(name: str, default=None):
+    return os.environ.get(f"SEAEMBED_{name}", default)
+
+
+def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default=_env("BACKEND", "cpu"), help="cpu, cuda, tensorrt or auto (fastest available) [SEAEMBED_BACKEND]")
+    p.add_argument("--precision", default=_env("PRECISION"), help="artifact precision to run (default: best for the backend) [SEAEMBED_PRECISION]")
+    p.add_argument("--threads", type=int, default=_env("THREADS"), help="CPU threads for inference (default: all cores) [SEAEMBED_THREADS]")
+
+
+def _read_inputs(args) -> list[str]:
+    texts = list(args.texts)
+    if args.input:
+        path = Path(args.input)
+        if path.suffix == ".jsonl":
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                if isinstance(record, str):
+                    texts.append(record)
+                elif isinstance(record, dict) and isinstance(record.get("text"), str):
+                    texts.append(record["text"])
+                else:
+                    raise SystemExit(f"{path}:{n}: each JSONL line must be a string or an object with a 'text' string")
+        else:
+            texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not args.texts and not args.input and not sys.stdin.isatty():
+        texts += [line for line in sys.stdin.read().splitlines() if line.strip()]
+    return texts
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def cmd_embed(args) -> int:
+    from .embedder import Embedder
+
+    texts = _read_inputs(args)
+    if not texts:
+        print("seaembed embed: no input texts (give TEXT arguments, --input FILE or stdin)", file=sys.stderr)
+        return 2
+    embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, precision=args.precision)
+    started = time.perf_counter()
+    vectors = embedder.encode(
+        texts,
+        prompt_name=args.prompt_name,
+        batch_size=args.batch_size,
+        normalize=args.normalize,
+        truncate=args.truncate,
+        progress=_progress if args.input and len(texts) > args.batch_size else None,
+    )
+    elapsed = time.perf_counter() - started
+    if args.output:
+        out = Path(args.output)
+        if out.suffix == ".npy":
+            import numpy as np
+
+            np.save(out, vectors)
+        else:
+            with open(out, "w", encoding="utf-8") as handle:
+                for text, vec in zip(texts, vectors, strict=True):
+                    handle.write(json.dumps({"text": text, "embedding": [round(float(x), 7) for x in vec]}, ensure_ascii=False) + "\n")
+        print(f"wrote {len(texts)} embeddings of dim {vectors.shape[1]} to {out} in {elapsed:.2f}s", file=sys.stderr)
+    else:
+        for text, vec in zip(texts, vectors, strict=True):
+            print(json.dumps({"text": text, "embedding": [round(float(x), 6) for x in vec]}, ensure_ascii=False))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .manifest import load_manifest
+
+    manifest = load_manifest(args.bundle)
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    arch = manifest.architecture
+    print(f"model       {manifest.model_name}")
+    print(f"source      {manifest.source.get('model')} (revision {manifest.source.get('revision') or 'n/a'})")
+    print(f"arch        {arch['family']}: {arch['layers']} layers, hidden {arch['hidden']}, {arch['heads']} heads, ffn {arch['ffn']}, vocab {arch['vocab_size']}")
+    print(f"embedding   dim {manifest.embedding_dim}, mean pooling, normalize={manifest.normalize}, max tokens {manifest.max_tokens}")
+    print(f"prompts     {json.dumps(manifest.prompts, ensure_ascii=False)}")
+    print(f"created     {manifest.created} by seaembed {manifest.producer.get('seaembed')}")
+    for a in manifest.artifacts:
+        parity = a.parity
+        extra = f"max|diff| {parity['max_abs_diff']:.2e}, min cos {parity['min_cosine']:.7f}" if "max_abs_diff" in parity else ""
+        print(f"artifact    {a.name:12s} {a.file:28s} {extra}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    try:
+        from seaembed.export import export_bundle, summarize
+    except ModuleNotFoundError as err:
+        print(f"seaembed export needs the export extra ({err.name} is missing): pip install 'seaembed[export]'", file=sys.stderr)
+        return 2
+    precisions = tuple(p for part in args.precision for p in part.split(",") if p)
+    manifest = export_bundle(args.model, args.out, precisions=precisions or ("fp32",), revision=args.revision, overwrite=args.overwrite)
+    print(summarize(manifest))
+    print(f"bundle written to {args.out}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    try:
+        from seaembed.export.verify import format_table, verify_bundle
+    except ModuleNotFoundError as err:
+        print(f"seaembed verify needs the export extra ({err.name} is missing): pip install 'seaembed[export]'", file=sys.stderr)
+        return 2
+    rows, gate = verify_bundle(args.bundle, args.reference, backend=args.backend, precision=args.precision)
+    print(format_table(rows, gate))
+    ok = all(r.passed for r in rows)
+    print("verify: PASS" if ok else "verify: FAIL")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .version import __version__
+
+    parser = argparse.ArgumentParser(prog="seaembed", description="Export and run SEA-LION-E5 embedding bundles.")
+    parser.add_argument("--version", action="version", version=f"seaembed {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export a sentence-transformers checkpoint to a bundle (needs seaembed[export])")
+    p.add_argument("model", nargs="?", default="aisingapore/SEA-LION-E5-Embedding-600M", help="local directory or hub id")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--precision", action="append", default=[], help="fp32 (default), fp16; repeat or comma-separate for several")
+    p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to export")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle in --out")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("embed", help="embed texts with a bundle")
+    p.add_argument("bundle")
+    p.add_argument("texts", nargs="*", help="texts to embed (or use --input / stdin)")
+    p.add_argument("--input", help="file with one text per line (.txt) or JSON lines (.jsonl: strings or {'text': …})")
+    p.add_argument("--output", help="write .npy (float32 matrix) or .jsonl instead of printing JSON lines")
+    p.add_argument("--prompt-name", default=None, help="model prompt to prepend, e.g. query or passage")
+    p.add_argument("--batch-size", type=int, default=int(_env("BATCH_SIZE", 32)), help="inputs per engine call [SEAEMBED_BATCH_SIZE]")
+    p.add_argument("--normalize", type=_bool, default=None, help="true/false: L2-normalise (default: as the model does)")
+    p.add_argument("--truncate", type=_bool, default=_bool(_env("TRUNCATE", "true")), help="true: cut inputs to the model's max tokens; false: fail on longer inputs [SEAEMBED_TRUNCATE]")
+    _add_runtime_flags(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("info", help="describe a bundle from its manifest")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true", help="print the whole manifest")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("verify", help="compare a bundle with sentence-transformers (needs seaembed[export])")
+    p.add_argument("bundle")
+    p.add_argument("--reference", required=True, help="sentence-transformers directory or hub id the bundle came from")
+    _add_runtime_flags(p)
+    p.set_defaults(func=cmd_verify)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Later subcommands (quickstart, serve, bench) register here, each from its own module.
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .backends import BackendUnavailable
+    from .manifest import BundleError
+    from .tokenizer import InputTooLongError, InvalidTextError, TokenizerConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except (BundleError, BackendUnavailable, InputTooLongError, InvalidTextError, TokenizerConfigError, FileExistsError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"seaembed {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

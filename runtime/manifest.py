@@ -1,0 +1,109 @@
+"""manifest.json: the one record of what a bundle holds, written by export, validated at load.
+
+Every other piece (tokenizer limits, backends, server /info) reads it instead of
+re-deriving anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FORMAT = "seaembed-bundle"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+
+class BundleError(ValueError):
+    """A bundle is missing, malformed, tampered with, or built for something else."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # e.g. "onnx-fp32"
+    format: str  # "onnx" or "tensorrt"
+    precision: str  # "fp32", "fp16", "int8"
+    file: str
+    sha256: dict[str, str]  # every file the artifact needs → its sha256
+    inputs: list[dict] = field(default_factory=list)
+    outputs: list[dict] = field(default_factory=list)
+    opset: int | None = None
+    parity: dict = field(default_factory=dict)
+    # backend-specific facts: {"ort_only": true}, TensorRT version, compute capability, …
+    details: dict = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.sha256)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    model_name: str
+    source: dict
+    architecture: dict
+    embedding_dim: int
+    max_tokens: int
+    pooling: str
+    normalize: bool
+    prompts: dict[str, str]
+    default_prompt_name: str | None
+    tokenizer: dict
+    artifacts: list[Artifact]
+    producer: dict
+    created: str
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out = {"format": FORMAT, **out}
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, where: str = MANIFEST_FILE) -> Manifest:
+        if data.get("format") != FORMAT:
+            raise BundleError(f"{where} is not a seaembed bundle manifest (format={data.get('format')!r})")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(
+                f"{where} has bundle format_version {version}; this seaembed reads version {FORMAT_VERSION}. "
+                "Re-export the bundle with this seaembed version, or install the seaembed that wrote it."
+            )
+        try:
+            artifacts = [Artifact(**a) for a in data["artifacts"]]
+            fields = {k: data[k] for k in cls.__dataclass_fields__ if k != "artifacts"}
+        except (KeyError, TypeError) as err:
+            raise BundleError(f"{where} is malformed: {err}") from None
+        if not artifacts:
+            raise BundleError(f"{where} lists no artifacts")
+        if fields["pooling"] != "mean":
+            raise BundleError(f"{where} declares pooling {fields['pooling']!r}; this runtime implements 'mean'")
+        return cls(artifacts=artifacts, **fields)
+
+    def find(self, format: str | None = None, precision: str | None = None) -> list[Artifact]:
+        return [
+            a
+            for a in self.artifacts
+            if (format is None or a.format == format) and (precision is None or a.precision == precision)
+        ]
+
+
+def load_manifest(bundle_dir: str | Path) -> Manifest:
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST_FILE
+    if not bundle_dir.is_dir():
+        raise BundleError(f"bundle directory {bundle_dir} does not exist; create one with `seaembed export`")
+    if not path.exists():
+        raise BundleError(f"{bundle_dir} has no {MANIFEST_FILE}; is it a seaembed bundle? (`seaembed export` writes one)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{path} is not valid JSON: {err}") from None
+    return Manifest.from_json(data, str(path))
+
+
+def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
+    path = Path(bundle_dir) / MANIFEST_FILE
+    path.write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path

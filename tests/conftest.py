@@ -1,0 +1,79 @@
+"""Session fixtures: every model is generated here, never downloaded."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SHARED_TOKENIZER = Path(os.environ.get("SEAEMBED_SHARED_TOKENIZER", REPO.parent / "shared" / "xlmr-tokenizer"))
+
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|t|n|r)")
+
+
+def decode_escapes(line: str) -> str:
+    def replace(match: re.Match) -> str:
+        code = match.group(1)
+        return {"t": "\t", "n": "\n", "r": "\r"}.get(code) or chr(int(code[1:], 16))
+
+    return _ESCAPE.sub(replace, line)
+
+
+def read_corpus(name: str = "multilingual_corpus.txt") -> list[str]:
+    lines = (DATA / name).read_text(encoding="utf-8").splitlines()
+    return [decode_escapes(line) for line in lines if line and not line.startswith("#")]
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[str]:
+    return read_corpus()
+
+
+@pytest.fixture(scope="session")
+def shared_tokenizer_dir() -> Path:
+    if not (SHARED_TOKENIZER / "tokenizer.json").exists():
+        pytest.skip(f"real XLM-R vocabulary not found at {SHARED_TOKENIZER} (../shared is absent in a fresh clone)")
+    return SHARED_TOKENIZER
+
+
+@pytest.fixture(scope="session")
+def tiny_spm_model(tmp_path_factory, corpus) -> Path:
+    from seaembed.export.synthetic import train_sentencepiece
+
+    return train_sentencepiece(corpus * 3, tmp_path_factory.mktemp("spm"), vocab_size=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_spm_model) -> Path:
+    """A 2-layer random XLM-R in the real repo's sentence-transformers layout."""
+    from seaembed.export.synthetic import make_random_xlmr_checkpoint
+
+    # a wider init than the default 0.02 so inputs give clearly different vectors
+    return make_random_xlmr_checkpoint(tmp_path_factory.mktemp("tiny-ckpt"), "tiny", spm_model=tiny_spm_model, initializer_range=0.2)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_checkpoint) -> Path:
+    from seaembed.export import export_bundle
+
+    out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
+    export_bundle(str(tiny_checkpoint), out, precisions=("fp32", "fp16"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_st(tiny_checkpoint):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(tiny_checkpoint), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_bundle):
+    from seaembed.runtime import Embedder
+
+    return Embedder.load(tiny_bundle)

@@ -1,0 +1,163 @@
+"""The runtime tokenizer against transformers' XLMRobertaTokenizerFast, id for id."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from seaembed.runtime.tokenizer import InputTooLongError, InvalidTextError, Tokenizer, TokenizerConfigError
+
+EDGE_CASES = [
+    "",
+    " ",
+    "     ",
+    "\t\n\r",
+    "\x00",
+    "a\x00b\x01c",
+    "\u200b",
+    "\ufeff",
+    "<s>",
+    "</s></s>",
+    "<mask>",
+    " <mask> ",
+    "a<unk>b",
+    "x" * 600,
+    "ab " * 300,
+    "\u0301",
+    " \u0301",
+    "\uff76\uff9e",
+    "A\r\nB",
+    "１２３",
+    "ﬁ\u0301",
+]
+
+
+def _reference(tokenizer_json):
+    from transformers import XLMRobertaTokenizerFast
+
+    return XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_json))
+
+
+def _assert_same_ids(ours: Tokenizer, ref, texts: list[str]) -> None:
+    mismatches = []
+    for text in texts:
+        expected = ref(text, truncation=True, max_length=ours.max_tokens)["input_ids"]
+        got = ours.encode(text)
+        if got != expected:
+            mismatches.append((text, got[:20], expected[:20]))
+    assert not mismatches, f"{len(mismatches)} of {len(texts)} texts differ, e.g. {mismatches[:3]}"
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer_pair(tiny_checkpoint):
+    path = tiny_checkpoint / "tokenizer.json"
+    return Tokenizer.from_file(path, max_tokens=512), _reference(path)
+
+
+@pytest.fixture(scope="module")
+def real_tokenizer_pair(shared_tokenizer_dir):
+    path = shared_tokenizer_dir / "tokenizer.json"
+    return Tokenizer.from_file(path, max_tokens=512, prompts={"query": "query: "}), _reference(path)
+
+
+def test_trained_small_vocab_matches_reference_on_corpus(tiny_tokenizer_pair, corpus):
+    ours, ref = tiny_tokenizer_pair
+    _assert_same_ids(ours, ref, corpus + EDGE_CASES)
+
+
+@pytest.mark.shared
+def test_real_vocab_matches_reference_on_corpus(real_tokenizer_pair, corpus):
+    ours, ref = real_tokenizer_pair
+    _assert_same_ids(ours, ref, corpus + EDGE_CASES)
+
+
+@pytest.mark.shared
+def test_real_vocab_matches_reference_on_mixed_random_text(real_tokenizer_pair, corpus):
+    import random
+
+    ours, ref = real_tokenizer_pair
+    rng = random.Random(7)
+    chars = sorted(set("".join(corpus)))
+    texts = ["".join(rng.choice(chars) for _ in range(rng.randint(1, 80))) for _ in range(300)]
+    # splice fragments of different languages together, across word boundaries
+    texts += [" ".join(rng.sample(corpus, 3))[rng.randint(0, 10) :] for _ in range(100)]
+    _assert_same_ids(ours, ref, texts)
+
+
+@pytest.mark.shared
+def test_real_vocab_loads_fast(shared_tokenizer_dir):
+    started = time.perf_counter()
+    Tokenizer.from_file(shared_tokenizer_dir / "tokenizer.json")
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("kind", ["spaced", "unspaced-latin", "unspaced-thai", "cjk"])
+def test_100k_character_input_is_bounded_and_exact(real_tokenizer_pair, kind):
+    ours, ref = real_tokenizer_pair
+    unit = {
+        "spaced": "Singapore is a city state in Southeast Asia. ",
+        "unspaced-latin": "abcdefghijklmnopqrstuvwxyz",
+        "unspaced-thai": "ภาษาไทยเป็นภาษาที่สวยงาม",
+        "cjk": "新加坡是一个多元文化的城市国家",
+    }[kind]
+    text = (unit * (100_000 // len(unit) + 1))[:100_000]
+    started = time.perf_counter()
+    got = ours.encode(text)
+    elapsed = time.perf_counter() - started
+    expected = ref(text, truncation=True, max_length=512)["input_ids"]
+    assert got == expected
+    assert len(got) == 512 and got[-1] == 2
+    assert elapsed < 0.5, f"100k characters took {elapsed:.2f}s"
+
+
+def test_truncation_keeps_end_token_and_can_refuse(tiny_tokenizer_pair):
+    ours, _ = tiny_tokenizer_pair
+    text = "hello world " * 400
+    ids = ours.encode(text)
+    assert len(ids) == 512 and ids[0] == 0 and ids[-1] == 2
+    with pytest.raises(InputTooLongError) as err:
+        ours.encode(text, truncate=False)
+    assert err.value.limit == 512 and err.value.n_tokens > 512
+    assert "at most 512" in str(err.value)
+
+
+def test_prompt_equals_reference_on_prefixed_text(tiny_checkpoint):
+    path = tiny_checkpoint / "tokenizer.json"
+    ours = Tokenizer.from_file(path, prompts={"query": "query: ", "passage": "passage: "})
+    ref = _reference(path)
+    for text in ["how are you", "", "  spaced"]:
+        assert ours.encode(text, prompt_name="query") == ref("query: " + text)["input_ids"]
+    with pytest.raises(KeyError, match="known prompts: passage, query"):
+        ours.encode("x", prompt_name="document")
+
+
+def test_lone_surrogate_is_a_clear_error(tiny_tokenizer_pair):
+    ours, _ = tiny_tokenizer_pair
+    with pytest.raises(InvalidTextError, match=r"lone surrogate U\+D800 at character 3"):
+        ours.encode("abc\ud800def")
+    with pytest.raises(InvalidTextError, match="input 1"):
+        ours.encode_batch(["fine", "bad\udfff"])
+
+
+def test_non_string_input_is_a_clear_error(tiny_tokenizer_pair):
+    ours, _ = tiny_tokenizer_pair
+    with pytest.raises(InvalidTextError, match="must be a str, got int"):
+        ours.encode(42)
+
+
+def test_unsupported_tokenizer_features_fail_at_load(tiny_checkpoint):
+    spec = json.loads((tiny_checkpoint / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "Lowercase"}
+    with pytest.raises(TokenizerConfigError, match="'Lowercase' normaliser"):
+        Tokenizer(spec, max_tokens=512)
+    spec = json.loads((tiny_checkpoint / "tokenizer.json").read_text())
+    spec["model"]["type"] = "BPE"
+    with pytest.raises(TokenizerConfigError, match="Unigram only"):
+        Tokenizer(spec, max_tokens=512)
+    spec = json.loads((tiny_checkpoint / "tokenizer.json").read_text())
+    spec["pre_tokenizer"] = {"type": "ByteLevel"}
+    with pytest.raises(TokenizerConfigError, match="'ByteLevel' pre-tokenizer"):
+        Tokenizer(spec, max_tokens=512)
