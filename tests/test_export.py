@@ -90,7 +90,16 @@ def test_tokenizer_is_converted_when_only_sentencepiece_model_exists(tiny_checkp
     manifest = export_bundle(str(ckpt), tmp_path / "bundle")
     converted = json.loads((tmp_path / "bundle" / manifest.tokenizer["file"]).read_text())
     original = json.loads((tiny_checkpoint / "tokenizer.json").read_text())
-    assert converted["model"]["vocab"] == original["model"]["vocab"]
+    assert [p for p, _ in converted["model"]["vocab"]] == [p for p, _ in original["model"]["vocab"]]
+    assert np.allclose([s for _, s in converted["model"]["vocab"]], [s for _, s in original["model"]["vocab"]])
+
+
+def test_missing_tokenizer_is_refused(tiny_checkpoint, tmp_path):
+    ckpt = _copy(tiny_checkpoint, tmp_path)
+    (ckpt / "tokenizer.json").unlink()
+    (ckpt / "sentencepiece.bpe.model").unlink()
+    with pytest.raises(CheckpointError, match="neither tokenizer.json nor sentencepiece.bpe.model"):
+        load_checkpoint(str(ckpt))
 
 
 def test_existing_output_is_not_overwritten_silently(tiny_checkpoint, tmp_path):

@@ -35,9 +35,23 @@ EDGE_CASES = [
 
 
 def _reference(tokenizer_json):
+    """The fast tokenizer with tokenizer.json's pipeline exactly as written."""
     from transformers import XLMRobertaTokenizerFast
 
     return XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_json))
+
+
+def _auto_reference(model_dir, tmp_dir):
+    """The tokenizer sentence-transformers runs (AutoTokenizer), and its effective tokenizer.json.
+
+    transformers >= 5 rebuilds XLM-R's pipeline from the class; bundles carry this effective file.
+    """
+    from transformers import AutoTokenizer
+
+    ref = AutoTokenizer.from_pretrained(str(model_dir))
+    effective = tmp_dir / "effective-tokenizer.json"
+    effective.write_text(ref.backend_tokenizer.to_str(), encoding="utf-8")
+    return Tokenizer.from_file(effective, max_tokens=512), ref
 
 
 def _assert_same_ids(ours: Tokenizer, ref, texts: list[str]) -> None:
@@ -62,6 +76,22 @@ def real_tokenizer_pair(shared_tokenizer_dir):
     return Tokenizer.from_file(path, max_tokens=512, prompts={"query": "query: "}), _reference(path)
 
 
+@pytest.fixture(scope="module")
+def real_auto_tokenizer_pair(shared_tokenizer_dir, tmp_path_factory):
+    return _auto_reference(shared_tokenizer_dir, tmp_path_factory.mktemp("auto-real"))
+
+
+def test_trained_small_vocab_matches_auto_tokenizer(tiny_checkpoint, corpus, tmp_path):
+    ours, ref = _auto_reference(tiny_checkpoint, tmp_path)
+    _assert_same_ids(ours, ref, corpus + EDGE_CASES)
+
+
+@pytest.mark.shared
+def test_real_vocab_matches_auto_tokenizer_on_corpus(real_auto_tokenizer_pair, corpus):
+    ours, ref = real_auto_tokenizer_pair
+    _assert_same_ids(ours, ref, corpus + EDGE_CASES)
+
+
 def test_trained_small_vocab_matches_reference_on_corpus(tiny_tokenizer_pair, corpus):
     ours, ref = tiny_tokenizer_pair
     _assert_same_ids(ours, ref, corpus + EDGE_CASES)
@@ -74,10 +104,11 @@ def test_real_vocab_matches_reference_on_corpus(real_tokenizer_pair, corpus):
 
 
 @pytest.mark.shared
-def test_real_vocab_matches_reference_on_mixed_random_text(real_tokenizer_pair, corpus):
+@pytest.mark.parametrize("pipeline", ["file", "auto"])
+def test_real_vocab_matches_reference_on_mixed_random_text(real_tokenizer_pair, real_auto_tokenizer_pair, corpus, pipeline):
     import random
 
-    ours, ref = real_tokenizer_pair
+    ours, ref = real_tokenizer_pair if pipeline == "file" else real_auto_tokenizer_pair
     rng = random.Random(7)
     chars = sorted(set("".join(corpus)))
     texts = ["".join(rng.choice(chars) for _ in range(rng.randint(1, 80))) for _ in range(300)]
@@ -95,8 +126,9 @@ def test_real_vocab_loads_fast(shared_tokenizer_dir):
 
 @pytest.mark.shared
 @pytest.mark.parametrize("kind", ["spaced", "unspaced-latin", "unspaced-thai", "cjk"])
-def test_100k_character_input_is_bounded_and_exact(real_tokenizer_pair, kind):
-    ours, ref = real_tokenizer_pair
+@pytest.mark.parametrize("pipeline", ["file", "auto"])
+def test_100k_character_input_is_bounded_and_exact(real_tokenizer_pair, real_auto_tokenizer_pair, kind, pipeline):
+    ours, ref = real_tokenizer_pair if pipeline == "file" else real_auto_tokenizer_pair
     unit = {
         "spaced": "Singapore is a city state in Southeast Asia. ",
         "unspaced-latin": "abcdefghijklmnopqrstuvwxyz",

