@@ -77,6 +77,8 @@ class Tokenizer:
             if t.get("single_word"):
                 raise TokenizerConfigError(f"added token {t['content']!r} uses single_word, which is not implemented")
         self._added = AddedTokenSplitter(added)
+        self._added_tokens = added
+        self._pieces_by_id: dict[int, str] | None = None
         self.prefix_ids, self.suffix_ids = _special_ids(spec.get("post_processor"), self.model.pieces)
         if max_tokens <= len(self.prefix_ids) + len(self.suffix_ids):
             raise TokenizerConfigError(f"max_tokens={max_tokens} leaves no room for text between the special tokens")
@@ -148,11 +150,18 @@ class Tokenizer:
         truncate: bool = True,
         add_special_tokens: bool = True,
         index: int | None = None,
+        direction: str = "right",
     ) -> list[int]:
-        """Ids with <s>/</s>; longer inputs are truncated to max_tokens (keeping </s>) or rejected."""
+        """Ids with <s>/</s>; longer inputs are truncated to max_tokens (keeping </s>) or rejected.
+
+        direction "left" keeps the end of the text instead of its beginning.
+        """
+        if direction not in ("right", "left"):
+            raise ValueError(f"truncation direction must be 'right' or 'left', got {direction!r}")
         text = self._apply_prompt(self._check_text(text, index), prompt_name)
         budget = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)
-        ids = self._bounded_content_ids(text, budget)
+        # Left truncation needs the last tokens, so the whole text is tokenized.
+        ids = self._bounded_content_ids(text, budget) if direction == "right" else self._content_ids(text)
         if len(ids) > budget:
             if not truncate:
                 exact = len(text) <= _EXACT_COUNT_CHARS
@@ -160,7 +169,7 @@ class Tokenizer:
                 raise InputTooLongError(
                     count + len(self.prefix_ids) + len(self.suffix_ids), self.max_tokens, exact=exact, index=index
                 )
-            ids = ids[:budget]
+            ids = ids[:budget] if direction == "right" else ids[len(ids) - budget :]
         if not add_special_tokens:
             return ids
         return self.prefix_ids + ids + self.suffix_ids
@@ -185,6 +194,12 @@ class Tokenizer:
         if isinstance(texts, str):
             raise TypeError("encode_batch takes a list of strings; use encode() for one string")
         return [self.encode(t, prompt_name=prompt_name, truncate=truncate, index=i) for i, t in enumerate(texts)]
+
+    def id_to_piece(self, token_id: int) -> str:
+        if self._pieces_by_id is None:
+            self._pieces_by_id = {i: piece for piece, (i, _s) in self.model.pieces.items()}
+            self._pieces_by_id.update({t.id: t.content for t in self._added_tokens})
+        return self._pieces_by_id.get(token_id, "")
 
     def count_tokens(self, text: str, prompt_name: str | None = None) -> int:
         """Tokens the model would see for `text` without truncation (special tokens included)."""

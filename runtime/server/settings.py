@@ -1,0 +1,38 @@
+"""Server configuration: every field has a flag and a SEAEMBED_* environment variable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    served_model_name: str | None = None  # what /v1/embeddings reports as `model` (default: the bundle's)
+    max_batch_tokens: int = 16384  # padded tokens per engine call
+    max_batch_size: int = 64  # inputs per engine call
+    max_wait_ms: float = 5.0  # how long a lone request waits for company
+    batching: bool = True  # False: one request per engine call (the naive baseline)
+    max_client_batch_size: int = 512  # inputs per request
+    max_queue_inputs: int = 8192  # inputs waiting before 429
+    max_body_bytes: int = 4 * 1024 * 1024
+    auto_truncate: bool = False  # default for requests that do not say
+    log_requests: bool = True
+
+    def validate(self) -> None:
+        checks = {
+            "max_batch_tokens": self.max_batch_tokens >= 1,
+            "max_batch_size": self.max_batch_size >= 1,
+            "max_wait_ms": self.max_wait_ms >= 0,
+            "max_client_batch_size": self.max_client_batch_size >= 1,
+            "max_queue_inputs": self.max_queue_inputs >= self.max_client_batch_size,
+            "max_body_bytes": self.max_body_bytes >= 1024,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(
+                "invalid server settings: "
+                + ", ".join(f"{name}={getattr(self, name)}" for name in bad)
+                + " (max_queue_inputs must be >= max_client_batch_size; sizes must be positive)"
+            )
