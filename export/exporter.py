@@ -16,7 +16,7 @@ from . import parity
 from .checkpoint import Checkpoint, load_checkpoint
 from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def producer_versions() -> dict:
@@ -41,27 +41,86 @@ def _io_spec(hidden: int) -> tuple[list[dict], list[dict]]:
     return inputs, outputs
 
 
-def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, reference) -> Artifact:
+def _files_sha(out_dir: Path, *names: str) -> dict[str, str]:
+    return {name: sha256_file(out_dir / name) for name in names}
+
+
+def _op_counts(path: Path) -> dict[str, int]:
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, reference, fused: bool = False) -> Artifact:
     import onnx
 
     arch = checkpoint.architecture
-    graph_file, data_file = f"model.{precision}.onnx", f"model.{precision}.onnx.data"
-    model = build_encoder_graph(arch, checkpoint.weights, checkpoint.normalize, precision)
+    stem = f"model.{precision}{'.ort' if fused else ''}"
+    graph_file, data_file = f"{stem}.onnx", f"{stem}.onnx.data"
+    model = build_encoder_graph(arch, checkpoint.weights, checkpoint.normalize, precision, fused=fused)
     save_with_external_data(model, out_dir / graph_file, data_file)
-    onnx.checker.check_model(str(out_dir / graph_file), full_check=True)
+    onnx.checker.check_model(str(out_dir / graph_file), full_check=not fused)
     stats = parity.enforce(parity.measure_onnx_parity(out_dir / graph_file, reference), precision)
     inputs, outputs = _io_spec(arch.hidden)
+    details = {}
+    if fused:
+        counts = _op_counts(out_dir / graph_file)
+        details = {
+            "ort_only": True,
+            "fusions": {op: counts.get(op, 0) for op in ("Attention", "SkipLayerNormalization", "BiasGelu")},
+        }
     return Artifact(
-        name=f"onnx-{precision}",
+        name=f"onnx-{precision}{'-ort' if fused else ''}",
         format="onnx",
         precision=precision,
         file=graph_file,
-        sha256={graph_file: sha256_file(out_dir / graph_file), data_file: sha256_file(out_dir / data_file)},
+        sha256=_files_sha(out_dir, graph_file, data_file),
         inputs=inputs,
         outputs=outputs,
         opset=OPSET,
         parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
+        details=details,
     )
+
+
+def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact, fused: Artifact, accuracy_reference, tokenizer) -> list[Artifact]:
+    from . import quantize
+    from .accuracy import enforce_accuracy, session_embed
+
+    inputs, outputs = _io_spec(checkpoint.architecture.hidden)
+    artifacts = []
+    batches = list(quantize.calibration_batches(tokenizer))
+    plans = (
+        ("onnx-int8-dynamic", "model.int8.dynamic.onnx", {"method": "dynamic", "weights": "int8 symmetric per-channel", "activations": "uint8 per call", "source": fused.name, "ort_only": True}),
+        ("onnx-int8-qdq", "model.int8.qdq.onnx", {"method": "static QDQ", "weights": "int8 symmetric per-channel", "activations": "int8 symmetric per-tensor, MinMax over the calibration set", "calibration_texts": len(quantize.calibration_texts()), "source": fp32.name, "tensorrt_ready": True}),
+    )
+    for name, graph_file, details in plans:
+        data_file = graph_file + ".data"
+        if details["method"] == "dynamic":
+            quantize.quantize_dynamic_int8(out_dir / fused.file, out_dir / graph_file, data_file)
+        else:
+            quantize.quantize_static_qdq(out_dir / fp32.file, out_dir / graph_file, data_file, batches)
+        stats = enforce_accuracy(accuracy_reference.measure(session_embed(out_dir / graph_file, tokenizer)), name)
+        counts = _op_counts(out_dir / graph_file)
+        details = dict(details, quantized_ops={k: v for k, v in counts.items() if k in ("QAttention", "DynamicQuantizeMatMul", "MatMulInteger", "QuantizeLinear", "DequantizeLinear")})
+        artifacts.append(
+            Artifact(
+                name=name,
+                format="onnx",
+                precision="int8",
+                file=graph_file,
+                sha256=_files_sha(out_dir, graph_file, data_file),
+                inputs=inputs,
+                outputs=outputs,
+                opset=OPSET,
+                parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
+                details=details,
+            )
+        )
+    return artifacts
 
 
 def _check_runtime_tokenizer(tokenizer_file: Path, torch_model: parity.TorchReference, max_tokens: int) -> None:
@@ -103,7 +162,20 @@ def export_bundle(
         tokenizer_file = staging / "tokenizer.json"
         tokenizer_file.write_text(torch_model.tokenizer_json(), encoding="utf-8")
         _check_runtime_tokenizer(tokenizer_file, torch_model, checkpoint.max_tokens)
-        artifacts = [export_onnx_artifact(checkpoint, staging, p, reference) for p in precisions]
+        # FP32 is always built: it is the reference graph and the source of every other one.
+        fp32 = export_onnx_artifact(checkpoint, staging, "fp32", reference)
+        fused = export_onnx_artifact(checkpoint, staging, "fp32", reference, fused=True)
+        artifacts = [fp32, fused]
+        if "fp16" in precisions:
+            artifacts.append(export_onnx_artifact(checkpoint, staging, "fp16", reference))
+        if "int8" in precisions:
+            from seaembed.runtime.tokenizer import Tokenizer
+
+            from .accuracy import AccuracyReference
+
+            tokenizer = Tokenizer.from_file(tokenizer_file, max_tokens=checkpoint.max_tokens, prompts=checkpoint.prompts)
+            accuracy_reference = AccuracyReference(torch_model, checkpoint.prompts)
+            artifacts += export_int8_artifacts(checkpoint, staging, fp32, fused, accuracy_reference, tokenizer)
         arch = checkpoint.architecture
         manifest = Manifest(
             format_version=FORMAT_VERSION,

@@ -49,6 +49,19 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
+    def ms_op(self, op_type: str, inputs: list[str], hint: str, **attrs) -> str:
+        """An ONNX Runtime contrib op (domain com.microsoft)."""
+        out = self.name(hint)
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, domain="com.microsoft", **attrs))
+        return out
+
+    def skip_layer_norm(self, x: str, skip: str, weights: dict, prefix: str, eps: float) -> str:
+        """LayerNorm(x + bias + skip) in one contrib op; `prefix` names the dense layer before it."""
+        gamma = self.const(f"{prefix}.LayerNorm.weight", weights[f"{prefix}.LayerNorm.weight"])
+        beta = self.const(f"{prefix}.LayerNorm.beta", weights[f"{prefix}.LayerNorm.bias"])
+        bias = self.const(f"{prefix}.dense.bias", weights[f"{prefix}.dense.bias"])
+        return self.ms_op("SkipLayerNormalization", [x, skip, gamma, beta, bias], f"{prefix}.skip_ln", epsilon=eps)
+
     def to_compute(self, x: str) -> str:
         return self.op("Cast", [x], "to_fp16", to=TensorProto.FLOAT16) if self.precision == "fp16" else x
 
@@ -133,20 +146,46 @@ def _feed_forward(g: GraphBuilder, x: str, arch: Architecture, w: dict, p: str) 
     return g.layer_norm(g.op("Add", [out, x]), w, f"{p}.output.LayerNorm", arch.layer_norm_eps)
 
 
-def build_encoder_graph(arch: Architecture, weights: dict[str, np.ndarray], normalize: bool, precision: str = "fp32") -> onnx.ModelProto:
-    """ONNX graph: (input_ids, attention_mask) → (sentence_embedding, pooled_embedding, token_embeddings)."""
+def _fused_layer(g: GraphBuilder, x: str, mask_index: str, arch: Architecture, w: dict, p: str) -> str:
+    """One encoder layer in ONNX Runtime's contrib ops: Attention, SkipLayerNormalization, BiasGelu."""
+    qkv = [f"{p}.attention.self.{k}" for k in ("query", "key", "value")]
+    qkv_weight = g.const(f"{p}.attention.qkv.weight", np.concatenate([w[f"{n}.weight"].T for n in qkv], axis=1))
+    qkv_bias = g.const(f"{p}.attention.qkv.bias", np.concatenate([w[f"{n}.bias"] for n in qkv]))
+    context = g.ms_op("Attention", [x, qkv_weight, qkv_bias, mask_index], f"{p}.attention", num_heads=arch.heads)
+    out = g.op("MatMul", [context, g.const(f"{p}.attention.output.dense.weight_t", w[f"{p}.attention.output.dense.weight"].T)])
+    x = g.skip_layer_norm(out, x, w, f"{p}.attention.output", arch.layer_norm_eps)
+    hidden = g.op("MatMul", [x, g.const(f"{p}.intermediate.dense.weight_t", w[f"{p}.intermediate.dense.weight"].T)])
+    gelu = g.ms_op("BiasGelu", [hidden, g.const(f"{p}.intermediate.dense.bias", w[f"{p}.intermediate.dense.bias"])], f"{p}.gelu")
+    out = g.op("MatMul", [gelu, g.const(f"{p}.output.dense.weight_t", w[f"{p}.output.dense.weight"].T)])
+    return g.skip_layer_norm(out, x, w, f"{p}.output", arch.layer_norm_eps)
+
+
+def build_encoder_graph(
+    arch: Architecture, weights: dict[str, np.ndarray], normalize: bool, precision: str = "fp32", fused: bool = False
+) -> onnx.ModelProto:
+    """ONNX graph: (input_ids, attention_mask) → (sentence_embedding, pooled_embedding, token_embeddings).
+
+    fused=True writes ONNX Runtime's contrib ops (com.microsoft Attention, SkipLayerNormalization,
+    BiasGelu): an ORT-only graph, faster on CPU, that no other engine needs to read.
+    """
+    if fused and precision != "fp32":
+        raise ValueError("the fused (ONNX Runtime) graph is built in fp32")
     g = GraphBuilder(precision)
     mask_f = g.op("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
-    # additive mask [batch, 1, 1, seq]: 0 where attended, float32 min where padded
-    inverted = g.op("Sub", [g.const("one_f", np.array(1.0, dtype=np.float32)), mask_f])
-    bias = g.op("Mul", [inverted, g.const("fp32_min", np.array(_FP32_MIN, dtype=np.float32))])
-    mask_bias = g.op("Unsqueeze", [bias, g.const("axes_1_2", np.array([1, 2], dtype=np.int64))], "mask_bias")
-
     x = _embeddings(g, arch, weights)
-    for layer in range(arch.layers):
-        prefix = f"encoder.layer.{layer}"
-        x = _attention(g, x, mask_bias, arch, weights, prefix)
-        x = _feed_forward(g, x, arch, weights, prefix)
+    if fused:
+        mask_index = g.op("Cast", ["attention_mask"], "mask_index", to=TensorProto.INT32)
+        for layer in range(arch.layers):
+            x = _fused_layer(g, x, mask_index, arch, weights, f"encoder.layer.{layer}")
+    else:
+        # additive mask [batch, 1, 1, seq]: 0 where attended, float32 min where padded
+        inverted = g.op("Sub", [g.const("one_f", np.array(1.0, dtype=np.float32)), mask_f])
+        bias = g.op("Mul", [inverted, g.const("fp32_min", np.array(_FP32_MIN, dtype=np.float32))])
+        mask_bias = g.op("Unsqueeze", [bias, g.const("axes_1_2", np.array([1, 2], dtype=np.int64))], "mask_bias")
+        for layer in range(arch.layers):
+            prefix = f"encoder.layer.{layer}"
+            x = _attention(g, x, mask_bias, arch, weights, prefix)
+            x = _feed_forward(g, x, arch, weights, prefix)
     g.nodes.append(helper.make_node("Identity", [x], ["token_embeddings"], name="token_embeddings"))
 
     # mean pooling over the attention mask, as sentence-transformers' Pooling does
@@ -170,8 +209,10 @@ def build_encoder_graph(arch: Architecture, weights: dict[str, np.ndarray], norm
         helper.make_tensor_value_info("pooled_embedding", TensorProto.FLOAT, ["batch", arch.hidden]),
         helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "sequence", arch.hidden]),
     ]
-    graph = helper.make_graph(g.nodes, f"seaembed_{arch.family}_{precision}", inputs, outputs, g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="seaembed")
+    name = f"seaembed_{arch.family}_{precision}{'_fused' if fused else ''}"
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if fused else [])
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="seaembed")
     model.ir_version = 8  # readable by every ONNX Runtime >= 1.14 and TensorRT 10
     return model
 

@@ -65,6 +65,9 @@ class TorchReference:
         """
         return self.model.tokenizer.backend_tokenizer.to_str()
 
+    def encode(self, texts: list[str], prompt_name: str | None = None) -> np.ndarray:
+        return np.asarray(self.model.encode(texts, prompt_name=prompt_name, batch_size=16, convert_to_numpy=True), dtype=np.float32)
+
     def run(self, batches: list[list[str]]):
         """(input_ids, attention_mask, sentence embeddings) per batch, from the PyTorch forward pass."""
         import torch

@@ -23,14 +23,14 @@ class VerifyRow:
     passed: bool
 
 
-def verify_bundle(bundle_dir, reference: str, backend: str = "cpu", precision: str | None = None, texts=None) -> tuple[list[VerifyRow], dict]:
+def verify_bundle(bundle_dir, reference: str, backend: str = "cpu", precision: str | None = None, texts=None, artifact: str | None = None) -> tuple[list[VerifyRow], dict]:
     import transformers
     from sentence_transformers import SentenceTransformer
 
     from seaembed.runtime import Embedder
 
     transformers.logging.set_verbosity_error()
-    embedder = Embedder.load(bundle_dir, backend=backend, precision=precision)
+    embedder = Embedder.load(bundle_dir, backend=backend, precision=precision, artifact=artifact)
     model = SentenceTransformer(reference, device="cpu")
     texts = list(texts or probe_texts())
     max_diff, min_cos = VERIFY_GATES.get(embedder.backend.artifact.precision, (None, 0.99))

@@ -27,6 +27,7 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=_env("BACKEND", "cpu"), help="cpu, cuda, tensorrt or auto (fastest available) [SEAEMBED_BACKEND]")
     p.add_argument("--precision", default=_env("PRECISION"), help="artifact precision to run (default: best for the backend) [SEAEMBED_PRECISION]")
     p.add_argument("--threads", type=int, default=_env("THREADS"), help="CPU threads for inference (default: all cores) [SEAEMBED_THREADS]")
+    p.add_argument("--artifact", default=_env("ARTIFACT"), help="run this artifact by name (see `seaembed info`) [SEAEMBED_ARTIFACT]")
 
 
 def _read_inputs(args) -> list[str]:
@@ -67,7 +68,7 @@ def cmd_embed(args) -> int:
     if not texts:
         print("seaembed embed: no input texts (give TEXT arguments, --input FILE or stdin)", file=sys.stderr)
         return 2
-    embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, precision=args.precision)
+    embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact)
     started = time.perf_counter()
     vectors = embedder.encode(
         texts,
@@ -135,7 +136,7 @@ def cmd_verify(args) -> int:
     except ModuleNotFoundError as err:
         print(f"seaembed verify needs the export extra ({err.name} is missing): pip install 'seaembed[export]'", file=sys.stderr)
         return 2
-    rows, gate = verify_bundle(args.bundle, args.reference, backend=args.backend, precision=args.precision)
+    rows, gate = verify_bundle(args.bundle, args.reference, backend=args.backend, precision=args.precision, artifact=args.artifact)
     print(format_table(rows, gate))
     ok = all(r.passed for r in rows)
     print("verify: PASS" if ok else "verify: FAIL")
@@ -152,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a sentence-transformers checkpoint to a bundle (needs seaembed[export])")
     p.add_argument("model", nargs="?", default="aisingapore/SEA-LION-E5-Embedding-600M", help="local directory or hub id")
     p.add_argument("--out", required=True, help="bundle directory to write")
-    p.add_argument("--precision", action="append", default=[], help="fp32 (default), fp16; repeat or comma-separate for several")
+    p.add_argument("--precision", action="append", default=[], help="fp32 (always built, plus its ORT-fused twin), fp16, int8 (dynamic + static QDQ, accuracy-gated); repeat or comma-separate")
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to export")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle in --out")
     p.set_defaults(func=cmd_export)
@@ -227,7 +228,7 @@ def cmd_serve(args) -> int:
     except ValueError as err:
         print(f"seaembed serve: {err}", file=sys.stderr)
         return 2
-    serve(args.bundle, settings, backend=args.backend, threads=args.threads, precision=args.precision, log_level=args.log_level)
+    serve(args.bundle, settings, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact, log_level=args.log_level)
     return 0
 
 
@@ -237,8 +238,8 @@ def _register_serve(sub) -> None:
     p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to bind (0.0.0.0 to expose) [SEAEMBED_HOST]")
     p.add_argument("--port", type=int, default=int(_env("PORT", 8080)), help="[SEAEMBED_PORT]")
     p.add_argument("--served-model-name", default=_env("SERVED_MODEL_NAME"), help="`model` reported by /v1/embeddings (default: the bundle's) [SEAEMBED_SERVED_MODEL_NAME]")
-    p.add_argument("--max-batch-tokens", type=int, default=int(_env("MAX_BATCH_TOKENS", 16384)), help="padded tokens per engine call: bounds memory and latency [SEAEMBED_MAX_BATCH_TOKENS]")
-    p.add_argument("--max-batch-size", type=int, default=int(_env("MAX_BATCH_SIZE", 64)), help="inputs per engine call [SEAEMBED_MAX_BATCH_SIZE]")
+    p.add_argument("--max-batch-tokens", type=int, default=_env("MAX_BATCH_TOKENS"), help="padded tokens per engine call: bounds memory and latency (default: the backend's; CPU 4096) [SEAEMBED_MAX_BATCH_TOKENS]")
+    p.add_argument("--max-batch-size", type=int, default=_env("MAX_BATCH_SIZE"), help="inputs per engine call (default: the backend's; CPU 16) [SEAEMBED_MAX_BATCH_SIZE]")
     p.add_argument("--max-wait-ms", type=float, default=float(_env("MAX_WAIT_MS", 5)), help="how long a request waits for others to batch with [SEAEMBED_MAX_WAIT_MS]")
     p.add_argument("--batching", type=_bool, default=_bool(_env("BATCHING", "true")), help="true: batch across requests; false: one request per engine call [SEAEMBED_BATCHING]")
     p.add_argument("--max-client-batch-size", type=int, default=int(_env("MAX_CLIENT_BATCH_SIZE", 512)), help="inputs per request before 413 [SEAEMBED_MAX_CLIENT_BATCH_SIZE]")

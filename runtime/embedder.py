@@ -37,8 +37,13 @@ class Embedder:
         threads: int | None = None,
         precision: str | None = None,
         verify: bool = True,
+        artifact: str | None = None,
     ) -> Embedder:
-        """Open a bundle. backend: "cpu", another registered backend, or "auto" (fastest available)."""
+        """Open a bundle. backend: "cpu", another registered backend, or "auto" (fastest available).
+
+        precision picks among the bundle's graphs ("fp32", "fp16", "int8"; default: the fastest
+        exact one); artifact names one exactly (see `seaembed info`).
+        """
         bundle_dir = Path(bundle_dir)
         manifest = load_manifest(bundle_dir)
         if verify:
@@ -46,7 +51,7 @@ class Embedder:
         tokenizer = Tokenizer.from_file(
             bundle_dir / manifest.tokenizer["file"], max_tokens=manifest.max_tokens, prompts=manifest.prompts
         )
-        engine = _load_backend(bundle_dir, manifest, backend, precision, threads, verify)
+        engine = _load_backend(bundle_dir, manifest, backend, precision, threads, verify, artifact)
         return cls(bundle_dir, manifest, tokenizer, engine)
 
     # -- facts -------------------------------------------------------------------------
@@ -148,7 +153,7 @@ class Embedder:
 
 
 def _load_backend(
-    bundle_dir: Path, manifest: Manifest, name: str, precision: str | None, threads: int | None, verify: bool
+    bundle_dir: Path, manifest: Manifest, name: str, precision: str | None, threads: int | None, verify: bool, artifact: str | None
 ) -> Backend:
     candidates = AUTO_ORDER if name == "auto" else (name,)
     reasons = []
@@ -161,11 +166,8 @@ def _load_backend(
         try:
             started = time.perf_counter()
             if verify:
-                from .backends.base import pick_artifact
-
-                artifact = pick_artifact(manifest, getattr(cls, "artifact_format", "onnx"), precision, cls.precision_preference)
-                verify_files(bundle_dir, artifact.sha256)
-            backend = cls.load(bundle_dir, manifest, precision, threads)
+                verify_files(bundle_dir, cls.select(manifest, precision, artifact).sha256)
+            backend = cls.load(bundle_dir, manifest, precision, threads, artifact)
         except BackendUnavailable as err:
             reasons.append(f"{candidate}: {err}")
             continue

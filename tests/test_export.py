@@ -27,15 +27,24 @@ def test_manifest_records_what_was_built(tiny_bundle, tiny_checkpoint):
     for key in ("seaembed", "torch", "transformers", "onnx", "onnxruntime"):
         assert key in manifest.producer
     names = {a.name for a in manifest.artifacts}
-    assert names == {"onnx-fp32", "onnx-fp16"}
+    assert names == {"onnx-fp32", "onnx-fp32-ort", "onnx-fp16"}
     for artifact in manifest.artifacts:
         assert artifact.opset >= 17
         assert [i["name"] for i in artifact.inputs] == ["input_ids", "attention_mask"]
         assert artifact.parity["passed"] is True and artifact.parity["probes"] == 26
         for name, sha in artifact.sha256.items():
             assert sha256_file(tiny_bundle / name) == sha
-    fp32 = manifest.find(precision="fp32")[0]
-    assert fp32.parity["max_abs_diff"] <= 1e-5 and fp32.parity["min_cosine"] >= 0.99999
+    for fp32 in manifest.find(precision="fp32"):
+        assert fp32.parity["max_abs_diff"] <= 1e-5 and fp32.parity["min_cosine"] >= 0.99999
+
+
+def test_fused_graph_is_ort_only_with_every_fusion(tiny_bundle):
+    manifest = load_manifest(tiny_bundle)
+    fused = next(a for a in manifest.artifacts if a.name == "onnx-fp32-ort")
+    # 2 layers: one Attention, two SkipLayerNormalization and one BiasGelu each
+    assert fused.details == {"ort_only": True, "fusions": {"Attention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}}
+    model = onnx.load(str(tiny_bundle / fused.file), load_external_data=False)
+    assert {o.domain for o in model.opset_import} == {"", "com.microsoft"}
 
 
 def test_graph_uses_external_data_and_native_layernorm(tiny_bundle):
@@ -125,12 +134,12 @@ def test_wrong_weights_fail_the_export(tiny_checkpoint, tmp_path, monkeypatch):
 
     real_builder = exporter.build_encoder_graph
 
-    def perturbed(arch, weights, normalize, precision="fp32"):
+    def perturbed(arch, weights, normalize, precision="fp32", fused=False):
         weights = dict(weights)
         bias = weights["encoder.layer.0.output.dense.bias"]
         # non-uniform: a constant shift would be cancelled by the LayerNorm that follows
         weights["encoder.layer.0.output.dense.bias"] = bias + np.linspace(-1, 1, bias.size, dtype=np.float32)
-        return real_builder(arch, weights, normalize, precision)
+        return real_builder(arch, weights, normalize, precision, fused=fused)
 
     monkeypatch.setattr(exporter, "build_encoder_graph", perturbed)
     with pytest.raises(ParityError, match="fp32 graph fails parity"):

@@ -68,6 +68,17 @@ def test_token_budget_batching_gives_the_same_vectors(tiny_embedder, corpus):
     assert np.max(np.abs(plain - budgeted)) <= 1e-6
 
 
+@pytest.mark.parametrize("artifact", ["onnx-fp32", "onnx-fp32-ort"])
+def test_both_fp32_graphs_equal_sentence_transformers(tiny_bundle, tiny_st, corpus, artifact):
+    embedder = Embedder.load(tiny_bundle, artifact=artifact)
+    assert embedder.backend.artifact.name == artifact
+    assert np.max(np.abs(embedder.encode(corpus, batch_size=5) - tiny_st.encode(corpus, batch_size=5))) <= 1e-5
+
+
+def test_default_cpu_graph_is_the_fused_fp32_one(tiny_embedder):
+    assert tiny_embedder.backend.artifact.name == "onnx-fp32-ort"
+
+
 def test_fp16_graph_runs_on_cpu_close_to_fp32(tiny_bundle, tiny_st, corpus):
     embedder = Embedder.load(tiny_bundle, precision="fp16")
     assert embedder.backend.artifact.precision == "fp16"
@@ -82,12 +93,13 @@ def test_tampered_file_is_refused(tiny_bundle, tmp_path):
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    data = bundle / "model.fp32.onnx.data"
-    raw = bytearray(data.read_bytes())
-    raw[100] ^= 0xFF
-    data.write_bytes(bytes(raw))
-    with pytest.raises(BundleError, match="model.fp32.onnx.data has sha256 .* re-export"):
-        Embedder.load(bundle)
+    for artifact in ("onnx-fp32", "onnx-fp32-ort"):
+        data = bundle / f"{Embedder.load(tiny_bundle, artifact=artifact).backend.artifact.file}.data"
+        raw = bytearray(data.read_bytes())
+        raw[100] ^= 0xFF
+        data.write_bytes(bytes(raw))
+        with pytest.raises(BundleError, match=f"{data.name} has sha256 .* re-export"):
+            Embedder.load(bundle, artifact=artifact)
 
 
 def test_wrong_format_version_is_refused(tiny_bundle, tmp_path):
@@ -106,9 +118,10 @@ def test_verified_files_are_not_rehashed(tiny_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("SEAEMBED_CACHE_DIR", str(tmp_path / "cache"))
     Embedder.load(tiny_bundle)
     record = VerifiedFiles()
-    data = tiny_bundle / "model.fp32.onnx.data"
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
-    sha = next(a for a in manifest["artifacts"] if a["precision"] == "fp32")["sha256"][data.name]
+    default = next(a for a in manifest["artifacts"] if a["name"] == "onnx-fp32-ort")
+    data = tiny_bundle / f"{default['file']}.data"
+    sha = default["sha256"][data.name]
     assert record.is_verified(data, sha)
     assert not record.is_verified(data, "0" * 64)
 
@@ -118,5 +131,9 @@ def test_missing_bundle_and_unknown_backend_are_clear(tiny_bundle, tmp_path):
         Embedder.load(tmp_path / "nothing")
     with pytest.raises(ValueError, match="unknown backend 'gpu'; choose from"):
         Embedder.load(tiny_bundle, backend="gpu")
-    with pytest.raises(Exception, match="no onnx artifact at precision 'int4'"):
+    with pytest.raises(Exception, match="runs precisions \\['fp16', 'fp32', 'int8'\\], not 'int4'"):
         Embedder.load(tiny_bundle, precision="int4")
+    with pytest.raises(Exception, match="no artifact this backend can run at precision 'int8'"):
+        Embedder.load(tiny_bundle, precision="int8")
+    with pytest.raises(Exception, match="no artifact named 'onnx-fp8'"):
+        Embedder.load(tiny_bundle, artifact="onnx-fp8")

@@ -17,13 +17,18 @@ class BackendUnavailable(RuntimeError):
 class Backend(Protocol):
     name: str  # registry name, e.g. "cpu"
     artifact: Artifact
+    batch_hint: tuple[int, int]  # (max_batch_size, max_batch_tokens) a server should use by default
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """None when the backend can run on this machine, else why not."""
 
     @classmethod
-    def load(cls, bundle_dir: Path, manifest: Manifest, precision: str | None, threads: int | None) -> Backend:
+    def select(cls, manifest: Manifest, precision: str | None, artifact: str | None) -> Artifact:
+        """The artifact load() will open (so its files can be verified first)."""
+
+    @classmethod
+    def load(cls, bundle_dir: Path, manifest: Manifest, precision: str | None, threads: int | None, artifact: str | None = None) -> Backend:
         """Open the bundle's artifact for this backend (the manifest's sha256 was already checked)."""
 
     @property
@@ -37,20 +42,29 @@ class Backend(Protocol):
         """What /info and `seaembed info` report: engine, precision, providers, threads."""
 
 
-def pick_artifact(manifest: Manifest, format: str, precision: str | None, preference: tuple[str, ...]) -> Artifact:
-    """The artifact of `format` at `precision`, or the first of `preference` the bundle has."""
-    if precision is not None:
-        found = manifest.find(format=format, precision=precision)
-        if not found:
-            have = ", ".join(f"{a.format}/{a.precision}" for a in manifest.artifacts)
-            raise BackendUnavailable(
-                f"bundle has no {format} artifact at precision {precision!r} (it has: {have}); "
-                f"re-export with `seaembed export … --precision {precision}`"
-            )
-        return found[0]
-    for wanted in preference:
-        found = manifest.find(format=format, precision=wanted)
-        if found:
-            return found[0]
-    have = ", ".join(f"{a.format}/{a.precision}" for a in manifest.artifacts)
-    raise BackendUnavailable(f"bundle has no {format} artifact this backend can run (it has: {have})")
+def pick_artifact(manifest: Manifest, preference: dict[str | None, tuple[str, ...]], precision: str | None, artifact: str | None = None) -> Artifact:
+    """The artifact a backend should run.
+
+    artifact: an exact artifact name. Otherwise the first name in preference[precision]
+    (precision None: the backend's default) that the bundle has.
+    """
+    have = ", ".join(a.name for a in manifest.artifacts)
+    if artifact is not None:
+        for candidate in manifest.artifacts:
+            if candidate.name == artifact:
+                if precision is not None and candidate.precision != precision:
+                    raise BackendUnavailable(f"artifact {artifact!r} has precision {candidate.precision!r}, not {precision!r}")
+                return candidate
+        raise BackendUnavailable(f"bundle has no artifact named {artifact!r} (it has: {have})")
+    if precision not in preference:
+        runnable = sorted(p for p in preference if p)
+        raise BackendUnavailable(f"this backend runs precisions {runnable}, not {precision!r}")
+    by_name = {a.name: a for a in manifest.artifacts}
+    for name in preference[precision]:
+        if name in by_name:
+            return by_name[name]
+    wanted = "any of " + ", ".join(preference[precision])
+    raise BackendUnavailable(
+        f"bundle has no artifact this backend can run at precision {precision or 'default'!r} ({wanted}; it has: {have}); "
+        f"re-export with `seaembed export … --precision {precision or 'fp32'}`"
+    )

@@ -14,8 +14,17 @@ from .base import BackendUnavailable, pick_artifact
 class OnnxCpuBackend:
     name = "cpu"
     provider = "CPUExecutionProvider"
-    # fp32 is exact; later entries are used only when the bundle lacks fp32.
-    precision_preference: tuple[str, ...] = ("fp32", "int8", "fp16")
+    # Default: the fastest graph that is exact (fp32 within 1e-4 of PyTorch); lossy graphs only when asked for.
+    preference: dict[str | None, tuple[str, ...]] = {
+        None: ("onnx-fp32-ort", "onnx-fp32"),
+        "fp32": ("onnx-fp32-ort", "onnx-fp32"),
+        "int8": ("onnx-int8-dynamic", "onnx-int8-qdq"),
+        "fp16": ("onnx-fp16",),
+    }
+
+    # (max_batch_size, max_batch_tokens) for servers: measured on a 2-core Sapphire Rapids,
+    # batches of 8-16 similar-length inputs beat wide ones by 10-40% per token.
+    batch_hint = (16, 4096)
 
     def __init__(self, session, artifact: Artifact, threads: int):
         self.session = session
@@ -45,13 +54,17 @@ class OnnxCpuBackend:
         return options
 
     @classmethod
-    def load(cls, bundle_dir: Path, manifest: Manifest, precision: str | None, threads: int | None) -> OnnxCpuBackend:
+    def select(cls, manifest: Manifest, precision: str | None, artifact: str | None = None) -> Artifact:
+        return pick_artifact(manifest, cls.preference, precision, artifact)
+
+    @classmethod
+    def load(cls, bundle_dir: Path, manifest: Manifest, precision: str | None, threads: int | None, artifact: str | None = None) -> OnnxCpuBackend:
         reason = cls.unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
         import onnxruntime as ort
 
-        artifact = pick_artifact(manifest, "onnx", precision, cls.precision_preference)
+        artifact = cls.select(manifest, precision, artifact)
         threads = threads or os.cpu_count() or 1
         session = ort.InferenceSession(
             str(Path(bundle_dir) / artifact.file), cls.session_options(threads), providers=[cls.provider]

@@ -37,7 +37,7 @@ def configure_logging(level: str = "info") -> None:
     root.setLevel(level.upper())
 
 
-def serve(bundle_dir, settings: ServerSettings, backend: str = "cpu", threads: int | None = None, precision: str | None = None, log_level: str = "info") -> None:
+def serve(bundle_dir, settings: ServerSettings, backend: str = "cpu", threads: int | None = None, precision: str | None = None, artifact: str | None = None, log_level: str = "info") -> None:
     try:
         import uvicorn
     except ModuleNotFoundError as err:
@@ -46,7 +46,7 @@ def serve(bundle_dir, settings: ServerSettings, backend: str = "cpu", threads: i
     from .app import create_app
 
     configure_logging(log_level)
-    embedder = Embedder.load(bundle_dir, backend=backend, threads=threads, precision=precision)
+    embedder = Embedder.load(bundle_dir, backend=backend, threads=threads, precision=precision, artifact=artifact)
     app = create_app(embedder, settings)
     uvicorn.run(
         app,

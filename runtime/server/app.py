@@ -106,6 +106,7 @@ async def _json_body(request: Request) -> dict:
 
 
 def create_app(embedder: Embedder, settings: ServerSettings) -> FastAPI:
+    settings = settings.resolved(getattr(embedder.backend, "batch_hint", (16, 4096)))
     settings.validate()
     metrics = server_metrics()
     tokenizer = embedder.tokenizer

@@ -10,8 +10,9 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     served_model_name: str | None = None  # what /v1/embeddings reports as `model` (default: the bundle's)
-    max_batch_tokens: int = 16384  # padded tokens per engine call
-    max_batch_size: int = 64  # inputs per engine call
+    # None: the backend's own hint (CPU: small batches win; GPUs want wide ones)
+    max_batch_tokens: int | None = None  # padded tokens per engine call
+    max_batch_size: int | None = None  # inputs per engine call
     max_wait_ms: float = 5.0  # how long a lone request waits for company
     batching: bool = True  # False: one request per engine call (the naive baseline)
     max_client_batch_size: int = 512  # inputs per request
@@ -20,10 +21,20 @@ class ServerSettings:
     auto_truncate: bool = False  # default for requests that do not say
     log_requests: bool = True
 
+    def resolved(self, batch_hint: tuple[int, int]) -> ServerSettings:
+        """Fill unset batch limits from the backend's (max_batch_size, max_batch_tokens) hint."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            max_batch_size=self.max_batch_size or batch_hint[0],
+            max_batch_tokens=self.max_batch_tokens or batch_hint[1],
+        )
+
     def validate(self) -> None:
         checks = {
-            "max_batch_tokens": self.max_batch_tokens >= 1,
-            "max_batch_size": self.max_batch_size >= 1,
+            "max_batch_tokens": self.max_batch_tokens is None or self.max_batch_tokens >= 1,
+            "max_batch_size": self.max_batch_size is None or self.max_batch_size >= 1,
             "max_wait_ms": self.max_wait_ms >= 0,
             "max_client_batch_size": self.max_client_batch_size >= 1,
             "max_queue_inputs": self.max_queue_inputs >= self.max_client_batch_size,

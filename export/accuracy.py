@@ -1,0 +1,98 @@
+"""Accuracy gates for lossy artifacts (INT8): against PyTorch FP32 on held-out multilingual text.
+
+The evaluation texts are the retrieval set's queries and passages (with the model's E5
+prompts), never the calibration set. A miss fails the export; the numbers go in the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .parity import ParityError, TorchReference, compare
+from .quality import load_pairs, recall_at_k
+
+
+@dataclass(frozen=True)
+class AccuracyGate:
+    min_mean_cosine: float = 0.99
+    min_cosine: float = 0.97
+    max_recall_drop: float = 0.01  # one point of recall@1
+
+
+def retrieval_pairs() -> list[dict]:
+    return load_pairs(Path(str(resources.files("seaembed.export").joinpath("data/retrieval.jsonl"))))
+
+
+def _prompt(prompts: dict[str, str], *names: str) -> str | None:
+    return next((n for n in names if n in prompts), None)
+
+
+class AccuracyReference:
+    """PyTorch FP32 embeddings of the evaluation set, computed once per export."""
+
+    def __init__(self, torch_model: TorchReference, prompts: dict[str, str]):
+        pairs = retrieval_pairs()
+        self.query_prompt = _prompt(prompts, "query")
+        self.passage_prompt = _prompt(prompts, "passage", "document")
+        self.queries = [p["query"] for p in pairs]
+        self.passages = [p["passage"] for p in pairs]
+        self.query_vectors = torch_model.encode(self.queries, self.query_prompt)
+        self.passage_vectors = torch_model.encode(self.passages, self.passage_prompt)
+        self.recall = recall_at_k(self.query_vectors, self.passage_vectors)
+
+    def measure(self, embed) -> dict:
+        """embed(texts, prompt_name) → vectors, from the candidate artifact."""
+        q = embed(self.queries, self.query_prompt)
+        p = embed(self.passages, self.passage_prompt)
+        stats = compare(np.concatenate([self.query_vectors, self.passage_vectors]), np.concatenate([q, p]))
+        stats.update(
+            texts=2 * len(self.queries),
+            recall_at_1=recall_at_k(q, p),
+            reference_recall_at_1=self.recall,
+        )
+        return stats
+
+
+def session_embed(onnx_path: Path, tokenizer, threads: int | None = None):
+    """embed(texts, prompt_name) through ONNX Runtime (as the runtime configures it) and the runtime tokenizer."""
+    import os
+
+    import onnxruntime as ort
+
+    from seaembed.runtime.backends.onnx_cpu import OnnxCpuBackend
+    from seaembed.runtime.batching import pad_batch, plan_batches
+
+    session = ort.InferenceSession(
+        str(onnx_path), OnnxCpuBackend.session_options(threads or os.cpu_count() or 1), providers=["CPUExecutionProvider"]
+    )
+
+    def embed(texts: list[str], prompt_name: str | None) -> np.ndarray:
+        sequences = [tokenizer.encode(t, prompt_name=prompt_name) for t in texts]
+        out = np.empty((len(sequences), session.get_outputs()[0].shape[-1]), dtype=np.float32)
+        for batch in plan_batches([len(s) for s in sequences], 16):
+            input_ids, attention_mask = pad_batch([sequences[i] for i in batch], tokenizer.pad_id)
+            out[batch] = session.run(["sentence_embedding"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+        return out
+
+    return embed
+
+
+def enforce_accuracy(stats: dict, name: str, gate: AccuracyGate = AccuracyGate()) -> dict:
+    failures = []
+    if not stats["finite"]:
+        failures.append("output has NaN/Inf")
+    if stats["mean_cosine"] < gate.min_mean_cosine:
+        failures.append(f"mean cosine {stats['mean_cosine']:.5f} < {gate.min_mean_cosine}")
+    if stats["min_cosine"] < gate.min_cosine:
+        failures.append(f"min cosine {stats['min_cosine']:.5f} < {gate.min_cosine}")
+    drop = stats["reference_recall_at_1"] - stats["recall_at_1"]
+    if drop > gate.max_recall_drop + 1e-9:
+        failures.append(f"recall@1 {stats['recall_at_1']:.4f} is {drop * 100:.1f} points below FP32's {stats['reference_recall_at_1']:.4f}")
+    gate_json = {"min_mean_cosine": gate.min_mean_cosine, "min_cosine": gate.min_cosine, "max_recall_drop": gate.max_recall_drop}
+    if failures:
+        raise ParityError(f"{name} misses the accuracy gate on {stats['texts']} held-out texts: " + "; ".join(failures))
+    return dict(stats, gate=gate_json, passed=True)

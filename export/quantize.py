@@ -1,0 +1,112 @@
+"""INT8 graphs with ONNX Runtime's quantiser.
+
+- dynamic: weights int8 per channel, activations quantised at run time. Built from the
+  fused ORT graph, so attention runs as QAttention. CPU/ORT only.
+- static QDQ: symmetric int8 weights (per channel) and activations (per tensor, from a
+  multilingual calibration set), Q/DQ pairs around MatMul inputs only: the layout
+  TensorRT's strongly typed INT8 expects, and one ORT CPU also runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .onnx_graph import save_with_external_data
+
+
+def calibration_texts() -> list[str]:
+    text = resources.files("seaembed.export").joinpath("data/calibration.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def calibration_batches(tokenizer, batch_size: int = 8) -> Iterator[dict[str, np.ndarray]]:
+    """Padded (input_ids, attention_mask) batches of the calibration set, tokenized as the runtime does."""
+    from seaembed.runtime.batching import pad_batch
+
+    sequences = [tokenizer.encode(t) for t in calibration_texts()]
+    for start in range(0, len(sequences), batch_size):
+        input_ids, attention_mask = pad_batch(sequences[start : start + batch_size], tokenizer.pad_id)
+        yield {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+class _Reader:
+    """onnxruntime.quantization.CalibrationDataReader over prepared batches."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]):
+        self._batches = iter(batches)
+
+    def get_next(self):
+        return next(self._batches, None)
+
+
+def _resave(tmp_model: Path, dst: Path, data_file: str) -> None:
+    model = onnx.load(str(tmp_model), load_external_data=True)
+    save_with_external_data(model, dst, data_file)
+
+
+def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude: tuple[str, ...] = ()) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.onnx"
+        quantize_dynamic(
+            str(src),
+            str(out),
+            op_types_to_quantize=["MatMul", "Attention"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(nodes_to_exclude),
+            use_external_data_format=True,
+            extra_options={"MatMulConstBOnly": True},
+        )
+        _resave(out, dst, data_file)
+
+
+def quantize_static_qdq(
+    src: Path,
+    dst: Path,
+    data_file: str,
+    batches: list[dict[str, np.ndarray]],
+    nodes_to_exclude: tuple[str, ...] = (),
+    method: str = "minmax",
+) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.onnx"
+        quantize_static(
+            str(src),
+            str(out),
+            _Reader(batches),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(nodes_to_exclude),
+            use_external_data_format=True,
+            calibrate_method=methods[method],
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "MatMulConstBOnly": False,
+                "CalibTensorRangeSymmetric": True,
+                "CalibMovingAverage": False,
+            },
+        )
+        _resave(out, dst, data_file)
+
+
+def quantized_matmul_count(path: Path) -> dict[str, int]:
+    model = onnx.load(str(path), load_external_data=False)
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
