@@ -1,5 +1,6 @@
 """seaembed.runtime: a lean runtime for seaembed bundles (numpy + onnxruntime only)."""
 
+from . import bench
 from .backends import BackendUnavailable
 from .embedder import Embedder
 from .manifest import BundleError, Manifest, load_manifest
@@ -17,4 +18,5 @@ __all__ = [
     "InvalidTextError",
     "TokenizerConfigError",
     "__version__",
+    "bench",
 ]

@@ -124,7 +124,22 @@ def cmd_export(args) -> int:
         print(f"seaembed export needs the export extra ({err.name} is missing): pip install 'seaembed[export]'", file=sys.stderr)
         return 2
     precisions = tuple(p for part in args.precision for p in part.split(",") if p)
-    manifest = export_bundle(args.model, args.out, precisions=precisions or ("fp32",), revision=args.revision, overwrite=args.overwrite)
+    profile = None
+    if args.target == "tensorrt":
+        from seaembed.export.tensorrt_build import EngineProfile
+
+        profile = EngineProfile(max_batch=args.trt_max_batch, max_seq=512, opt_batch=args.trt_opt_batch, opt_seq=args.trt_opt_seq)
+    manifest = export_bundle(
+        args.model,
+        args.out,
+        precisions=precisions or ("fp32",),
+        revision=args.revision,
+        overwrite=args.overwrite,
+        target=args.target,
+        engine_profile=profile,
+        engine_optimization_level=args.trt_opt_level,
+        timing_cache=Path(args.timing_cache) if args.timing_cache else None,
+    )
     print(summarize(manifest))
     print(f"bundle written to {args.out}")
     return 0
@@ -156,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", action="append", default=[], help="fp32 (always built, plus its ORT-fused twin), fp16, int8 (dynamic + static QDQ, accuracy-gated); repeat or comma-separate")
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to export")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle in --out")
+    p.add_argument("--target", choices=["onnx", "tensorrt"], default="onnx", help="tensorrt: also build engines for this GPU from the fp16/int8 graphs")
+    p.add_argument("--trt-max-batch", type=int, default=256, help="largest batch the engine accepts (profile max; sequence max is 512)")
+    p.add_argument("--trt-opt-batch", type=int, default=64, help="batch TensorRT tunes kernels for (profile opt)")
+    p.add_argument("--trt-opt-seq", type=int, default=128, help="sequence length TensorRT tunes kernels for (profile opt)")
+    p.add_argument("--trt-opt-level", type=int, default=3, help="builder optimisation level 0-5: higher builds slower, may run faster")
+    p.add_argument("--timing-cache", default=None, help="TensorRT timing cache file, read and updated: repeated builds take minutes less")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("embed", help="embed texts with a bundle")
@@ -251,7 +272,44 @@ def _register_serve(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve]
+def cmd_bench(args) -> int:
+    from . import bench
+    from .embedder import Embedder
+    from .manifest import load_manifest
+
+    manifest = load_manifest(args.bundle)
+    names = args.artifacts.split(",") if args.artifacts else [a.name for a in manifest.artifacts if a.format == "onnx"]
+    first = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=names[0])
+    texts = bench.workloads(first.tokenizer, seed=args.seed, corpus_size=args.corpus_size, passages=args.passages)
+    n_tokens = {k: sum(len(first.tokenizer.encode(t)) for t in v) for k, v in texts.items()}
+    rows = {}
+    for name in names:
+        embedder = first if name == names[0] else Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=name)
+        rows[name] = bench.measure(lambda t, e=embedder: e.encode(t, batch_size=args.batch_size), texts, n_tokens)
+        r = rows[name]
+        print(
+            f"{name:18s} query p50 {r['short_query_ms']['p50']:7.2f} ms  p99 {r['short_query_ms']['p99']:7.2f} ms   "
+            f"mixed {r['mixed_corpus']['tokens_per_s']:9.0f} tok/s   512-token {r['passages_512']['tokens_per_s']:9.0f} tok/s"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"bundle": str(args.bundle), "backend": args.backend, "tokens": n_tokens, "results": rows}, indent=2))
+    return 0
+
+
+def _register_bench(sub) -> None:
+    p = sub.add_parser("bench", help="latency and throughput of a bundle's graphs on fixed-seed workloads")
+    p.add_argument("bundle")
+    p.add_argument("--artifacts", default=None, help="comma-separated artifact names (default: every ONNX graph in the bundle)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--corpus-size", type=int, default=256, help="texts in the mixed-length (8-256 tokens) workload")
+    p.add_argument("--passages", type=int, default=32, help="texts in the 512-token workload")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    _add_runtime_flags(p)
+    p.set_defaults(func=cmd_bench)
+
+
+_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,7 +93,7 @@ def e5_small_bundle(tmp_path_factory, e5_small_checkpoint) -> Path:
     from seaembed.export import export_bundle
 
     out = tmp_path_factory.mktemp("e5-small-bundle") / "bundle"
-    export_bundle(str(e5_small_checkpoint), out, precisions=("fp32", "fp16"))
+    export_bundle(str(e5_small_checkpoint), out, precisions=("fp32", "fp16", "int8"))
     return out
 
 
@@ -109,3 +109,17 @@ def retrieval_pairs() -> list[dict]:
     from seaembed.export.quality import load_pairs
 
     return load_pairs(DATA / "retrieval.jsonl")
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU and TensorRT tests run where the hardware is; elsewhere they skip and say why."""
+    from seaembed.runtime.backends import backend_class
+
+    reasons = {
+        "gpu": backend_class("cuda").unavailable_reason(),
+        "tensorrt": backend_class("tensorrt").unavailable_reason(),
+    }
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))

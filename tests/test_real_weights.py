@@ -77,3 +77,22 @@ def test_fp16_graph_keeps_quality_on_real_weights(e5_small_bundle, e5_small_st, 
     q32, p32 = _retrieval_vectors(fp32.encode_query, fp32.encode_document, retrieval_pairs)
     q16, p16 = _retrieval_vectors(embedder.encode_query, embedder.encode_document, retrieval_pairs)
     assert abs(recall_at_k(q16, p16) - recall_at_k(q32, p32)) <= 0.01
+
+
+@pytest.mark.parametrize("artifact", ["onnx-int8-dynamic", "onnx-int8-qdq"])
+def test_int8_graphs_pass_their_gates_and_run(e5_small_bundle, e5_small_st, retrieval_pairs, artifact):
+    manifest = load_manifest(e5_small_bundle)
+    entry = next(a for a in manifest.artifacts if a.name == artifact)
+    gate = entry.parity
+    assert gate["passed"] and gate["mean_cosine"] >= 0.99 and gate["min_cosine"] >= 0.97
+    assert gate["reference_recall_at_1"] - gate["recall_at_1"] <= 0.01
+    # the runtime reproduces the gate's numbers through its own path
+    embedder = Embedder.load(e5_small_bundle, artifact=artifact)
+    q, p = _retrieval_vectors(embedder.encode_query, embedder.encode_document, retrieval_pairs)
+    assert recall_at_k(q, p) == pytest.approx(gate["recall_at_1"])
+    expected = e5_small_st.encode([x["query"] for x in retrieval_pairs], prompt_name="query")
+    assert np.mean(np.sum(q * expected, axis=1)) >= 0.99
+
+
+def test_int8_precision_picks_the_dynamic_graph_on_cpu(e5_small_bundle):
+    assert Embedder.load(e5_small_bundle, precision="int8").backend.artifact.name == "onnx-int8-dynamic"

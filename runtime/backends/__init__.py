@@ -8,9 +8,11 @@ from .base import Backend, BackendUnavailable
 
 REGISTRY: dict[str, str] = {
     "cpu": "seaembed.runtime.backends.onnx_cpu:OnnxCpuBackend",
+    "cuda": "seaembed.runtime.backends.onnx_cuda:OnnxCudaBackend",
+    "tensorrt": "seaembed.runtime.backends.tensorrt_backend:TensorRTBackend",
 }
-# `auto` tries these in order and takes the first that loads.
-AUTO_ORDER = ("cpu",)
+# `auto` tries these in order (fastest first) and takes the first that loads.
+AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 
 
 def backend_class(name: str) -> type:

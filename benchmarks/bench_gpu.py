@@ -1,0 +1,199 @@
+"""GPU check and benchmark: a bundle's GPU backend against PyTorch FP16 (SDPA) on the same GPU, same run.
+
+1. parity: the backend's vectors vs sentence-transformers FP32 on the GPU (cosine, NaN/Inf);
+2. grid: batch 1/8/64/256 × 16/128/512 tokens; tokens/s, p50/p99 per call (host→device
+   input and device→host output included on both sides), and the fraction of the GPU's
+   dense FP16 peak that the encoder's FLOPs represent.
+
+python benchmarks/bench_gpu.py --make-large --tokenizer-dir DIR --out benchmarks/results   # XLM-R-large shape, random weights
+python benchmarks/bench_gpu.py --bundle BUNDLE --checkpoint CKPT --backend auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+DENSE_FP16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
+BATCHES = (1, 8, 64, 256)
+LENGTHS = (16, 128, 512)
+
+
+def flops_per_token(arch: dict, seq: int) -> float:
+    h, f, layers = arch["hidden"], arch["ffn"], arch["layers"]
+    dense = 2 * (4 * h * h + 2 * h * f)  # Q, K, V, O and the two FFN matmuls
+    attention = 2 * 2 * seq * h  # QK^T and PV
+    return layers * (dense + attention)
+
+
+def timed(fn, min_calls: int = 5, min_seconds: float = 1.0) -> list[float]:
+    for _ in range(3):
+        fn()
+    times, started = [], time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - started < min_seconds:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if len(times) >= 200:
+            break
+    return times
+
+
+def make_large(tokenizer_dir: Path, work: Path) -> tuple[Path, Path]:
+    from seaembed.export import export_bundle
+    from seaembed.export.synthetic import make_random_xlmr_checkpoint
+
+    checkpoint = work / "xlmr-large-random"
+    if not (checkpoint / "model.safetensors").exists():
+        make_random_xlmr_checkpoint(checkpoint, "large", tokenizer_dir=tokenizer_dir)
+    bundle = work / "bundle-xlmr-large"
+    if not (bundle / "manifest.json").exists():
+        export_bundle(str(checkpoint), bundle, precisions=("fp32", "fp16"), overwrite=True, ort_fused=False)
+    return checkpoint, bundle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bundle")
+    parser.add_argument("--checkpoint", help="sentence-transformers directory the bundle came from (the reference)")
+    parser.add_argument("--make-large", action="store_true")
+    parser.add_argument("--tokenizer-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "xlmr-tokenizer"))
+    parser.add_argument("--work", default="/tmp/seaembed-gpu")
+    parser.add_argument("--backend", default="cuda")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--device", default="cuda", help="cpu: a smoke test of this script where there is no GPU")
+    parser.add_argument("--small-grid", action="store_true", help="batch 1/8 × 16/128 only (smoke test)")
+    args = parser.parse_args()
+    batches, lengths = ((1, 8), (16, 128)) if args.small_grid else (BATCHES, LENGTHS)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else f"cpu smoke test ({platform.processor()})"
+    report: dict = {"gpu": gpu, "python": platform.python_version(), "torch": torch.__version__, "steps": {}}
+
+    def save():
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+
+    started = time.perf_counter()
+    if args.make_large:
+        checkpoint, bundle = make_large(Path(args.tokenizer_dir), Path(args.work))
+    else:
+        checkpoint, bundle = Path(args.checkpoint), Path(args.bundle)
+    report["steps"]["prepare_seconds"] = round(time.perf_counter() - started, 1)
+    import onnxruntime as ort
+
+    from seaembed.runtime import Embedder
+
+    report["onnxruntime"] = ort.__version__
+    report["providers"] = ort.get_available_providers()
+    embedder = Embedder.load(bundle, backend=args.backend, verify=False)
+    report["backend"] = embedder.backend.describe()
+    arch = embedder.manifest.architecture
+    save()
+
+    # 1. parity with sentence-transformers FP32 on the GPU
+    try:
+        from conftest import read_corpus
+        from sentence_transformers import SentenceTransformer
+
+        texts = [t for t in read_corpus() if t.strip()]
+        st = SentenceTransformer(str(checkpoint), device=args.device)
+        for prompt in (None, "query"):
+            expected = st.encode(texts, prompt_name=prompt, batch_size=16, convert_to_numpy=True)
+            got = embedder.encode(texts, prompt_name=prompt, batch_size=16)
+            cos = np.sum(got * expected, axis=1)
+            report["steps"][f"parity_{prompt or 'none'}"] = {
+                "texts": len(texts), "finite": bool(np.all(np.isfinite(got))), "min_cosine": float(cos.min()),
+                "mean_cosine": float(cos.mean()), "max_abs_diff": float(np.abs(got - expected).max()),
+            }
+        del st
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - keep going: the benchmark still says something
+        report["steps"]["parity_error"] = traceback.format_exc()[-2000:]
+    save()
+
+    # 2. the grid, beside PyTorch FP16 with SDPA attention
+    from transformers import AutoModel
+
+    dtype = torch.float16 if args.device == "cuda" else torch.float32
+    torch_model = AutoModel.from_pretrained(str(checkpoint), dtype=dtype, attn_implementation="sdpa").to(args.device).eval()
+
+    def torch_embed(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            i, m = torch.from_numpy(ids).to(args.device, non_blocking=True), torch.from_numpy(mask).to(args.device, non_blocking=True)
+            hidden = torch_model(input_ids=i, attention_mask=m).last_hidden_state.float()
+            pooled = (hidden * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True)
+            return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+
+    peak = next((v for k, v in DENSE_FP16_PEAK.items() if k in gpu), None)
+    rng = np.random.default_rng(0)
+    grid = []
+    for batch in batches:
+        for seq in lengths:
+            ids = rng.integers(5, min(arch["vocab_size"], 250000), (batch, seq)).astype(np.int64)
+            ids[:, 0], ids[:, -1] = 0, 2
+            mask = np.ones_like(ids)
+            row = {"batch": batch, "seq": seq}
+            engines = (("seaembed", lambda i=ids, m=mask: embedder.backend.embed(i, m)), ("pytorch_fp16_sdpa", lambda i=ids, m=mask: torch_embed(i, m)))
+            for name, fn in engines:
+                try:
+                    times = timed(fn)
+                    p50 = statistics.median(times)
+                    tokens_per_s = batch * seq / p50
+                    row[name] = {
+                        "p50_ms": p50 * 1000,
+                        "p99_ms": sorted(times)[min(len(times) - 1, int(0.99 * len(times)))] * 1000,
+                        "tokens_per_s": tokens_per_s,
+                        "peak_fraction": tokens_per_s * flops_per_token(arch, seq) / peak if peak else None,
+                    }
+                except Exception as err:  # noqa: BLE001
+                    row[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
+            if "tokens_per_s" in row["seaembed"] and "tokens_per_s" in row["pytorch_fp16_sdpa"]:
+                row["ratio"] = row["seaembed"]["tokens_per_s"] / row["pytorch_fp16_sdpa"]["tokens_per_s"]
+            grid.append(row)
+            print(json.dumps(row), flush=True)
+            report["grid"] = grid
+            save()
+    lines = [
+        f"# GPU: {gpu} — {embedder.manifest.model_name} ({arch['layers']}×{arch['hidden']})",
+        "",
+        f"seaembed backend `{report['backend']['backend']}` ({report['backend'].get('artifact')}, onnxruntime {ort.__version__}) vs PyTorch {torch.__version__} FP16 SDPA, same GPU, same run. Peak = dense FP16 {peak / 1e12 if peak else 'n/a'} TFLOP/s.",
+        "",
+        "| batch | tokens | seaembed tok/s | p50 ms | p99 ms | % peak | PyTorch FP16 tok/s | p50 ms | % peak | ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in grid:
+        a, b = r["seaembed"], r["pytorch_fp16_sdpa"]
+        if "tokens_per_s" not in a or "tokens_per_s" not in b:
+            lines.append(f"| {r['batch']} | {r['seq']} | {a.get('error', '')} | | | | {b.get('error', '')} | | | |")
+            continue
+        pf = lambda x: f"{100 * x:.1f}" if x else "n/a"  # noqa: E731
+        lines.append(
+            f"| {r['batch']} | {r['seq']} | {a['tokens_per_s']:,.0f} | {a['p50_ms']:.2f} | {a['p99_ms']:.2f} | {pf(a['peak_fraction'])} | "
+            f"{b['tokens_per_s']:,.0f} | {b['p50_ms']:.2f} | {pf(b['peak_fraction'])} | {r['ratio']:.2f} |"
+        )
+    for key, value in report["steps"].items():
+        if key.startswith("parity_") and isinstance(value, dict):
+            lines.append(f"\nParity ({key[7:]} prompt) vs sentence-transformers FP32 on the GPU: min cosine {value['min_cosine']:.6f}, mean {value['mean_cosine']:.6f}, max |diff| {value['max_abs_diff']:.2e}, finite {value['finite']}.")
+    (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    report["total_seconds"] = round(time.perf_counter() - started, 1)
+    save()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

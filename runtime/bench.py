@@ -1,0 +1,72 @@
+"""`seaembed bench`: latency and throughput of a bundle's graphs on fixed-seed workloads.
+
+Workloads (texts built from multilingual words to exact token lengths, fixed seed):
+one short query (p50/p99 latency), a mixed-length corpus (8-256 tokens), 512-token passages.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from importlib import resources
+
+WORDS_SOURCE = "data/bench_words.txt"
+
+
+def _words() -> list[str]:
+    text = resources.files("seaembed.runtime").joinpath(WORDS_SOURCE).read_text(encoding="utf-8")
+    return text.split()
+
+
+def text_of_length(tokenizer, n_tokens: int, rng: random.Random, words: list[str]) -> str:
+    """A text whose token count (special tokens included) is n_tokens, or as close as words allow."""
+    parts: list[str] = []
+    while True:
+        parts.append(rng.choice(words))
+        count = len(tokenizer.encode(" ".join(parts), truncate=True))
+        if count >= n_tokens or count >= tokenizer.max_tokens:
+            return " ".join(parts)
+
+
+def workloads(tokenizer, seed: int = 0, corpus_size: int = 256, passages: int = 32) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    words = _words()
+    return {
+        "short_query": [text_of_length(tokenizer, 12, rng, words)],
+        "mixed_corpus": [text_of_length(tokenizer, rng.randint(8, 256), rng, words) for _ in range(corpus_size)],
+        "passages_512": [text_of_length(tokenizer, 512, rng, words) for _ in range(passages)],
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+    return {"p50": pick(50), "p95": pick(95), "p99": pick(99), "mean": statistics.fmean(ordered)}
+
+
+def measure(encode: Callable[[list[str]], object], texts: dict[str, list[str]], n_tokens: dict[str, int], latency_runs: int = 50, repeat: int = 2) -> dict:
+    """encode(list of texts) → anything; returns latency (short query) and throughput (the rest)."""
+    result: dict = {}
+    query = texts["short_query"]
+    for _ in range(3):
+        encode(query)
+    latencies = []
+    for _ in range(latency_runs):
+        started = time.perf_counter()
+        encode(query)
+        latencies.append((time.perf_counter() - started) * 1000)
+    result["short_query_ms"] = percentiles(latencies)
+    for name in ("mixed_corpus", "passages_512"):
+        encode(texts[name][:4])
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            encode(texts[name])
+            best = min(best, time.perf_counter() - started)
+        result[name] = {"seconds": best, "texts_per_s": len(texts[name]) / best, "tokens_per_s": n_tokens[name] / best}
+    return result
