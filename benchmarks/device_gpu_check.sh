@@ -20,4 +20,4 @@ mkdir -p /tmp/pkg/seaembed && ln -sfn "$PWD/export" /tmp/pkg/seaembed/export && 
 export PYTHONPATH=/tmp/pkg
 mkdir -p /tmp/tok && cp .device/tokenizer.json /tmp/tok/
 python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" 2>&1 | tee -a "$OUT/device.txt"
-PYTHONUNBUFFERED=1 timeout 480 python3 benchmarks/bench_gpu.py --make-large --tokenizer-dir /tmp/tok --out "$OUT" 2>&1 | grep -v "Loading weights" | tail -60
+PYTHONUNBUFFERED=1 timeout 480 python3 benchmarks/bench_gpu.py --make-large --tokenizer-dir /tmp/tok --artifacts onnx-fp16 --out "$OUT" 2>&1 | grep -v "Loading weights" | tail -60

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import platform
 import shutil
 import tempfile
@@ -41,6 +42,19 @@ def _io_spec(hidden: int) -> tuple[list[dict], list[dict]]:
     return inputs, outputs
 
 
+log = logging.getLogger("seaembed.export")
+
+
+def _has_cuda_provider() -> bool:
+    import os
+
+    import onnxruntime as ort
+
+    if os.environ.get("SEAEMBED_EXPORT_CUDA_FUSED", "1") == "0":  # opt out of the CUDA-only graph
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def _files_sha(out_dir: Path, *names: str) -> dict[str, str]:
     return {name: sha256_file(out_dir / name) for name in names}
 
@@ -54,7 +68,7 @@ def _op_counts(path: Path) -> dict[str, int]:
     return counts
 
 
-def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, reference, fused: bool = False) -> Artifact:
+def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, reference, fused: bool = False, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> Artifact:
     import onnx
 
     arch = checkpoint.architecture
@@ -63,13 +77,14 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
     model = build_encoder_graph(arch, checkpoint.weights, checkpoint.normalize, precision, fused=fused)
     save_with_external_data(model, out_dir / graph_file, data_file)
     onnx.checker.check_model(str(out_dir / graph_file), full_check=not fused)
-    stats = parity.enforce(parity.measure_onnx_parity(out_dir / graph_file, reference), precision)
+    stats = parity.enforce(parity.measure_onnx_parity(out_dir / graph_file, reference, providers), precision)
     inputs, outputs = _io_spec(arch.hidden)
     details = {}
     if fused:
         counts = _op_counts(out_dir / graph_file)
         details = {
             "ort_only": True,
+            "execution_provider": providers[0],
             "fusions": {op: counts.get(op, 0) for op in ("Attention", "SkipLayerNormalization", "BiasGelu")},
         }
     return Artifact(
@@ -182,6 +197,11 @@ def export_bundle(
         artifacts = [a for a in (fp32, fused) if a is not None]
         if "fp16" in precisions:
             artifacts.append(export_onnx_artifact(checkpoint, staging, "fp16", reference))
+            if _has_cuda_provider():
+                # ORT's fused fp16 kernels exist on CUDA only: built and gated where they can run.
+                artifacts.append(export_onnx_artifact(checkpoint, staging, "fp16", reference, fused=True, providers=("CUDAExecutionProvider", "CPUExecutionProvider")))
+            else:
+                log.info("onnx-fp16-ort (the CUDA-fused fp16 graph) is built only where onnxruntime has CUDA: its parity is measured there")
         if "int8" in precisions:
             from seaembed.runtime.tokenizer import Tokenizer
 

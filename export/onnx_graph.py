@@ -57,9 +57,9 @@ class GraphBuilder:
 
     def skip_layer_norm(self, x: str, skip: str, weights: dict, prefix: str, eps: float) -> str:
         """LayerNorm(x + bias + skip) in one contrib op; `prefix` names the dense layer before it."""
-        gamma = self.const(f"{prefix}.LayerNorm.weight", weights[f"{prefix}.LayerNorm.weight"])
-        beta = self.const(f"{prefix}.LayerNorm.beta", weights[f"{prefix}.LayerNorm.bias"])
-        bias = self.const(f"{prefix}.dense.bias", weights[f"{prefix}.dense.bias"])
+        gamma = self.weight(f"{prefix}.LayerNorm.weight", weights[f"{prefix}.LayerNorm.weight"])
+        beta = self.weight(f"{prefix}.LayerNorm.beta", weights[f"{prefix}.LayerNorm.bias"])
+        bias = self.weight(f"{prefix}.dense.bias", weights[f"{prefix}.dense.bias"])
         return self.ms_op("SkipLayerNormalization", [x, skip, gamma, beta, bias], f"{prefix}.skip_ln", epsilon=eps)
 
     def to_compute(self, x: str) -> str:
@@ -147,16 +147,20 @@ def _feed_forward(g: GraphBuilder, x: str, arch: Architecture, w: dict, p: str) 
 
 
 def _fused_layer(g: GraphBuilder, x: str, mask_index: str, arch: Architecture, w: dict, p: str) -> str:
-    """One encoder layer in ONNX Runtime's contrib ops: Attention, SkipLayerNormalization, BiasGelu."""
+    """One encoder layer in ONNX Runtime's contrib ops: Attention, SkipLayerNormalization, BiasGelu.
+
+    In the fp16 variant every tensor is fp16; ORT's CUDA SkipLayerNormalization accumulates
+    its statistics in fp32, which is what keeps XLM-R's LayerNorm from overflowing.
+    """
     qkv = [f"{p}.attention.self.{k}" for k in ("query", "key", "value")]
-    qkv_weight = g.const(f"{p}.attention.qkv.weight", np.concatenate([w[f"{n}.weight"].T for n in qkv], axis=1))
-    qkv_bias = g.const(f"{p}.attention.qkv.bias", np.concatenate([w[f"{n}.bias"] for n in qkv]))
+    qkv_weight = g.weight(f"{p}.attention.qkv.weight", np.concatenate([w[f"{n}.weight"].T for n in qkv], axis=1))
+    qkv_bias = g.weight(f"{p}.attention.qkv.bias", np.concatenate([w[f"{n}.bias"] for n in qkv]))
     context = g.ms_op("Attention", [x, qkv_weight, qkv_bias, mask_index], f"{p}.attention", num_heads=arch.heads)
-    out = g.op("MatMul", [context, g.const(f"{p}.attention.output.dense.weight_t", w[f"{p}.attention.output.dense.weight"].T)])
+    out = g.op("MatMul", [context, g.weight(f"{p}.attention.output.dense.weight_t", w[f"{p}.attention.output.dense.weight"].T)])
     x = g.skip_layer_norm(out, x, w, f"{p}.attention.output", arch.layer_norm_eps)
-    hidden = g.op("MatMul", [x, g.const(f"{p}.intermediate.dense.weight_t", w[f"{p}.intermediate.dense.weight"].T)])
-    gelu = g.ms_op("BiasGelu", [hidden, g.const(f"{p}.intermediate.dense.bias", w[f"{p}.intermediate.dense.bias"])], f"{p}.gelu")
-    out = g.op("MatMul", [gelu, g.const(f"{p}.output.dense.weight_t", w[f"{p}.output.dense.weight"].T)])
+    hidden = g.op("MatMul", [x, g.weight(f"{p}.intermediate.dense.weight_t", w[f"{p}.intermediate.dense.weight"].T)])
+    gelu = g.ms_op("BiasGelu", [hidden, g.weight(f"{p}.intermediate.dense.bias", w[f"{p}.intermediate.dense.bias"])], f"{p}.gelu")
+    out = g.op("MatMul", [gelu, g.weight(f"{p}.output.dense.weight_t", w[f"{p}.output.dense.weight"].T)])
     return g.skip_layer_norm(out, x, w, f"{p}.output", arch.layer_norm_eps)
 
 
@@ -166,17 +170,18 @@ def build_encoder_graph(
     """ONNX graph: (input_ids, attention_mask) → (sentence_embedding, pooled_embedding, token_embeddings).
 
     fused=True writes ONNX Runtime's contrib ops (com.microsoft Attention, SkipLayerNormalization,
-    BiasGelu): an ORT-only graph, faster on CPU, that no other engine needs to read.
+    BiasGelu): an ORT-only graph. In fp32 it serves the CPU; in fp16 the CUDA execution
+    provider (whose fused attention kernels need it), and it cannot run on ORT's CPU.
     """
-    if fused and precision != "fp32":
-        raise ValueError("the fused (ONNX Runtime) graph is built in fp32")
     g = GraphBuilder(precision)
     mask_f = g.op("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
     x = _embeddings(g, arch, weights)
     if fused:
         mask_index = g.op("Cast", ["attention_mask"], "mask_index", to=TensorProto.INT32)
+        x = g.to_compute(x)
         for layer in range(arch.layers):
             x = _fused_layer(g, x, mask_index, arch, weights, f"encoder.layer.{layer}")
+        x = g.to_fp32(x)
     else:
         # additive mask [batch, 1, 1, seq]: 0 where attended, float32 min where padded
         inverted = g.op("Sub", [g.const("one_f", np.array(1.0, dtype=np.float32)), mask_f])

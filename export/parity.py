@@ -102,7 +102,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
     }
 
 
-def _session(onnx_path: Path, optimized: bool):
+def _session(onnx_path: Path, optimized: bool, providers: list[str]):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -110,14 +110,14 @@ def _session(onnx_path: Path, optimized: bool):
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(onnx_path), options, providers=providers)
 
 
-def measure_onnx_parity(onnx_path: Path, reference) -> dict:
+def measure_onnx_parity(onnx_path: Path, reference, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> dict:
     """Parity of the graph as written and as ONNX Runtime rewrites it (what the runtime runs); the worse counts."""
     results = {}
     for label, optimized in (("as_written", False), ("ort_optimized", True)):
-        session = _session(onnx_path, optimized)
+        session = _session(onnx_path, optimized, list(providers))
         refs, outs = [], []
         for input_ids, attention_mask, expected in reference:
             (got,) = session.run(["sentence_embedding"], {"input_ids": input_ids, "attention_mask": attention_mask})
@@ -132,6 +132,7 @@ def measure_onnx_parity(onnx_path: Path, reference) -> dict:
         "sessions": results,
         "probes": int(sum(len(r[0]) for r in reference)),
         "batch_sizes": list(PROBE_BATCH_SIZES),
+        "providers": list(providers),
     }
     return stats
 

@@ -15,8 +15,8 @@ class OnnxCudaBackend(OnnxCpuBackend):
     name = "cuda"
     provider = "CUDAExecutionProvider"
     preference: dict[str | None, tuple[str, ...]] = {
-        None: ("onnx-fp16", "onnx-fp32"),
-        "fp16": ("onnx-fp16",),
+        None: ("onnx-fp16-ort", "onnx-fp16", "onnx-fp32"),
+        "fp16": ("onnx-fp16-ort", "onnx-fp16"),
         "fp32": ("onnx-fp32",),
     }
     # wide batches keep the tensor cores busy; the token budget bounds activation memory
