@@ -26,5 +26,6 @@ lint: $(VENV)/.installed
 test: lint
 	$(PY) -m pytest
 
+# CPU benchmark against sentence-transformers PyTorch (add --st-onnx-python for its ONNX backend)
 bench: $(VENV)/.installed
-	$(VENV)/bin/seaembed bench
+	$(PY) benchmarks/bench_cpu.py --model e5-small

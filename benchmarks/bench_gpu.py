@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 import traceback
@@ -26,8 +25,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 DENSE_FP16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
-BATCHES = (1, 8, 64, 256)
-LENGTHS = (16, 128, 512)
 
 
 def flops_per_token(arch: dict, seq: int) -> float:
@@ -35,19 +32,6 @@ def flops_per_token(arch: dict, seq: int) -> float:
     dense = 2 * (4 * h * h + 2 * h * f)  # Q, K, V, O and the two FFN matmuls
     attention = 2 * 2 * seq * h  # QK^T and PV
     return layers * (dense + attention)
-
-
-def timed(fn, min_calls: int = 5, min_seconds: float = 1.0) -> list[float]:
-    for _ in range(3):
-        fn()
-    times, started = [], time.perf_counter()
-    while len(times) < min_calls or time.perf_counter() - started < min_seconds:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-        if len(times) >= 200:
-            break
-    return times
 
 
 def make_large(tokenizer_dir: Path, work: Path, report: dict) -> tuple[Path, Path]:
@@ -81,7 +65,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cpu: a smoke test of this script where there is no GPU")
     parser.add_argument("--small-grid", action="store_true", help="batch 1/8 × 16/128 only (smoke test)")
     args = parser.parse_args()
-    batches, lengths = ((1, 8), (16, 128)) if args.small_grid else (BATCHES, LENGTHS)
+    from seaembed.runtime.bench import GRID_BATCHES, GRID_LENGTHS
+
+    batches, lengths = ((1, 8), (16, 128)) if args.small_grid else (GRID_BATCHES, GRID_LENGTHS)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -100,7 +86,7 @@ def main() -> None:
     report["steps"]["prepare_seconds"] = round(time.perf_counter() - started, 1)
     import onnxruntime as ort
 
-    from seaembed.runtime import Embedder
+    from seaembed.runtime import Embedder, bench
 
     report["onnxruntime"] = ort.__version__
     from seaembed.runtime.manifest import load_manifest
@@ -152,27 +138,16 @@ def main() -> None:
             return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
 
     peak = next((v for k, v in DENSE_FP16_PEAK.items() if k in gpu), None)
-    rng = np.random.default_rng(0)
     grid = []
     for batch in batches:
         for seq in lengths:
-            ids = rng.integers(5, min(arch["vocab_size"], 250000), (batch, seq)).astype(np.int64)
-            ids[:, 0], ids[:, -1] = 0, 2
-            mask = np.ones_like(ids)
             row = {"batch": batch, "seq": seq}
-            engines = [(name, lambda i=ids, m=mask, b=backend: b.embed(i, m)) for name, backend in timed_backends.items()]
-            engines.append(("pytorch_fp16_sdpa", lambda i=ids, m=mask: torch_embed(i, m)))
-            for name, fn in engines:
+            engines = [(name, backend.embed) for name, backend in timed_backends.items()]
+            engines.append(("pytorch_fp16_sdpa", torch_embed))
+            for name, embed in engines:
                 try:
-                    times = timed(fn)
-                    p50 = statistics.median(times)
-                    tokens_per_s = batch * seq / p50
-                    row[name] = {
-                        "p50_ms": p50 * 1000,
-                        "p99_ms": sorted(times)[min(len(times) - 1, int(0.99 * len(times)))] * 1000,
-                        "tokens_per_s": tokens_per_s,
-                        "peak_fraction": tokens_per_s * flops_per_token(arch, seq) / peak if peak else None,
-                    }
+                    row[name] = bench.grid_cell(embed, batch, seq, arch["vocab_size"])
+                    row[name]["peak_fraction"] = row[name]["tokens_per_s"] * flops_per_token(arch, seq) / peak if peak else None
                 except Exception as err:  # noqa: BLE001
                     row[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
             for name in timed_backends:

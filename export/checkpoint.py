@@ -8,12 +8,13 @@ Anything seaembed cannot reproduce exactly is refused here with the reason.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from seaembed.runtime.integrity import sha256_file
 
 DEFAULT_MODEL_ID = "aisingapore/SEA-LION-E5-Embedding-600M"
 SUPPORTED_FAMILIES = ("xlm-roberta", "bert")
@@ -65,14 +66,6 @@ class Checkpoint:
     @property
     def max_tokens(self) -> int:
         return min(self.max_seq_length, self.architecture.max_tokens)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_json(path: Path, required: bool = True) -> dict:

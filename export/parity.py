@@ -54,6 +54,7 @@ class TorchReference:
         from sentence_transformers import SentenceTransformer
 
         transformers.logging.set_verbosity_error()  # the unused pooler's "MISSING" report is noise here
+        transformers.logging.disable_progress_bar()
         self.model = SentenceTransformer(str(model_dir), device="cpu")
         self.model.eval()
 

@@ -70,3 +70,38 @@ def measure(encode: Callable[[list[str]], object], texts: dict[str, list[str]], 
             best = min(best, time.perf_counter() - started)
         result[name] = {"seconds": best, "texts_per_s": len(texts[name]) / best, "tokens_per_s": n_tokens[name] / best}
     return result
+
+
+GRID_BATCHES = (1, 8, 64, 256)
+GRID_LENGTHS = (16, 128, 512)
+
+
+def timed_calls(fn: Callable[[], object], min_calls: int = 5, min_seconds: float = 1.0, max_calls: int = 200) -> list[float]:
+    """Seconds per call after 3 warm-ups, at least min_calls and min_seconds of calls."""
+    for _ in range(3):
+        fn()
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < min_calls or (time.perf_counter() - started < min_seconds and len(times) < max_calls):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def grid_inputs(batch: int, seq: int, vocab_size: int, seed: int = 0):
+    """Token ids of exactly seq tokens (<s> … </s>), all attended."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, min(vocab_size, 250000), (batch, seq)).astype(np.int64)
+    ids[:, 0], ids[:, -1] = 0, 2
+    return ids, np.ones_like(ids)
+
+
+def grid_cell(embed: Callable, batch: int, seq: int, vocab_size: int) -> dict:
+    """tokens/s and per-call p50/p99 of embed(ids, mask) at one batch × length."""
+    ids, mask = grid_inputs(batch, seq, vocab_size)
+    times = timed_calls(lambda: embed(ids, mask))
+    stats = percentiles([t * 1000 for t in times])
+    return {"p50_ms": stats["p50"], "p99_ms": stats["p99"], "tokens_per_s": batch * seq / (stats["p50"] / 1000)}

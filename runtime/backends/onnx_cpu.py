@@ -73,7 +73,8 @@ class OnnxCpuBackend:
 
     @property
     def max_batch_size(self) -> int | None:
-        return None
+        # dynamic int8 vectors depend on their batch-mates: stay within what the export gate measured
+        return self.artifact.details.get("max_batch")
 
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, normalized: bool = True) -> np.ndarray:
         output = "sentence_embedding" if normalized or "pooled_embedding" not in self._outputs else "pooled_embedding"
