@@ -43,20 +43,10 @@ def time_runs(fn, repeat: int, warmup: int = 1) -> list[float]:
     return times
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def summary(values: list[float]) -> dict:
-    return {
-        "median": statistics.median(values),
-        "p50": percentile(values, 50),
-        "p95": percentile(values, 95),
-        "p99": percentile(values, 99),
-        "n": len(values),
-    }
+    from seaembed.runtime.bench import percentiles
+
+    return {"median": statistics.median(values), **percentiles(values), "n": len(values)}
 
 
 def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from seaembed.runtime.backends.tensorrt_backend import compute_capability
 from seaembed.runtime.integrity import sha256_file
 from seaembed.runtime.manifest import Artifact
 
@@ -30,16 +31,6 @@ class EngineProfile:
 
     def shapes(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         return (1, 1), (self.opt_batch, self.opt_seq), (self.max_batch, self.max_seq)
-
-
-def compute_capability() -> str:
-    from cuda.bindings import runtime as cudart
-
-    err, major = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, 0)
-    err2, minor = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, 0)
-    if err != cudart.cudaError_t.cudaSuccess or err2 != cudart.cudaError_t.cudaSuccess:
-        raise EngineBuildError(f"cannot read the GPU's compute capability ({err}, {err2})")
-    return f"{major}.{minor}"
 
 
 def _network(builder, trt):

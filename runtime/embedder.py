@@ -100,6 +100,11 @@ class Embedder:
                 self.tokenizer.encode(items[i], prompt_name=prompt_name, truncate=truncate, index=i) for i in chunk
             ]
 
+        if len(chunks) == 1:  # one chunk: nothing to overlap, so no thread on the latency path
+            out[:] = self.embed_ids(tokenize(chunks[0]), batch_size, normalize, max_batch_tokens)
+            if progress:
+                progress(len(items), len(items))
+            return out[0] if single else out
         done = 0
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(tokenize, chunks[0]) if chunks else None

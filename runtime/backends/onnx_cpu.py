@@ -76,8 +76,12 @@ class OnnxCpuBackend:
         # dynamic int8 vectors depend on their batch-mates: stay within what the export gate measured
         return self.artifact.details.get("max_batch")
 
+    def _output_name(self, normalized: bool) -> str:
+        """sentence_embedding (as the model defines it), or the mean before Normalize when asked and present."""
+        return "sentence_embedding" if normalized or "pooled_embedding" not in self._outputs else "pooled_embedding"
+
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, normalized: bool = True) -> np.ndarray:
-        output = "sentence_embedding" if normalized or "pooled_embedding" not in self._outputs else "pooled_embedding"
+        output = self._output_name(normalized)
         (result,) = self.session.run([output], {"input_ids": input_ids, "attention_mask": attention_mask})
         return np.asarray(result, dtype=np.float32)
 

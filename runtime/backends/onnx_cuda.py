@@ -52,7 +52,7 @@ class OnnxCudaBackend(OnnxCpuBackend):
         return cls(session, selected, threads or 1)
 
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, normalized: bool = True) -> np.ndarray:
-        output = "sentence_embedding" if normalized or "pooled_embedding" not in self._outputs else "pooled_embedding"
+        output = self._output_name(normalized)
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids))
         binding.bind_cpu_input("attention_mask", np.ascontiguousarray(attention_mask))

@@ -46,6 +46,14 @@ def _check(result):
     return rest[0] if len(rest) == 1 else rest
 
 
+def compute_capability(cudart=None) -> str:
+    """The GPU's compute capability, e.g. "9.0" (engines are built for exactly one)."""
+    cudart = cudart or _cudart()
+    major = _check(cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, 0))
+    minor = _check(cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, 0))
+    return f"{major}.{minor}"
+
+
 class TensorRTBackend:
     name = "tensorrt"
     preference: dict[str | None, tuple[str, ...]] = {
@@ -72,9 +80,7 @@ class TensorRTBackend:
         chosen = pick_artifact(manifest, cls.preference, precision, artifact)
         trt, cudart = _tensorrt(), _cudart()
         if trt is not None and cudart is not None:
-            major = _check(cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, 0))
-            minor = _check(cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, 0))
-            here = (trt.__version__, f"{major}.{minor}")
+            here = (trt.__version__, compute_capability(cudart))
             built = (chosen.details.get("tensorrt_version"), chosen.details.get("compute_capability"))
             if built != here:
                 raise BackendUnavailable(

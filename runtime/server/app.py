@@ -202,6 +202,12 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> FastAPI:
             headers["x-seaembed-truncated-inputs"] = ",".join(map(str, truncated))
         return vectors, tokens, headers
 
+    def _prompt_name(body: dict) -> str | None:
+        prompt_name = body.get("prompt_name")
+        if prompt_name is not None and prompt_name not in embedder.prompts:
+            raise ApiError(422, f"`prompt_name` {prompt_name!r} is not defined by this model (prompts: {sorted(embedder.prompts)})")
+        return prompt_name
+
     def _prompt_for_input_type(input_type):
         if input_type is None:
             return embedder.manifest.default_prompt_name
@@ -244,9 +250,7 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> FastAPI:
         direction = body.get("truncation_direction", "Right") or "Right"
         if direction not in ("Right", "Left", "right", "left"):
             raise ApiError(422, f"`truncation_direction` must be 'Right' or 'Left', got {direction!r}")
-        prompt_name = body.get("prompt_name")
-        if prompt_name is not None and prompt_name not in embedder.prompts:
-            raise ApiError(422, f"`prompt_name` {prompt_name!r} is not defined by this model (prompts: {sorted(embedder.prompts)})")
+        prompt_name = _prompt_name(body)
         vectors, _tokens, headers = await _embed(texts, prompt_name, truncate, normalize, direction.lower())
         return JSONResponse(vectors.tolist(), headers=headers)
 
@@ -255,9 +259,7 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> FastAPI:
         body = await _json_body(request)
         texts, _single = _texts(body.get("inputs"), "inputs", settings.max_client_batch_size)
         add_special = _bool_field(body, "add_special_tokens", True)
-        prompt_name = body.get("prompt_name")
-        if prompt_name is not None and prompt_name not in embedder.prompts:
-            raise ApiError(422, f"`prompt_name` {prompt_name!r} is not defined by this model")
+        prompt_name = _prompt_name(body)
         specials = set(tokenizer.prefix_ids) | set(tokenizer.suffix_ids)
         out = []
         for i, text in enumerate(texts):
