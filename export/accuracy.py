@@ -75,15 +75,14 @@ def worst_case(runs: list[dict]) -> dict:
 
 def session_embed(onnx_path: Path, tokenizer, threads: int | None = None, batch_size: int = 16):
     """embed(texts, prompt_name) through ONNX Runtime (as the runtime configures it) and the runtime tokenizer."""
-    import os
-
     import onnxruntime as ort
 
     from seaembed.runtime.backends.onnx_cpu import OnnxCpuBackend
     from seaembed.runtime.batching import pad_batch, plan_batches
+    from seaembed.runtime.cpus import available_cpus
 
     session = ort.InferenceSession(
-        str(onnx_path), OnnxCpuBackend.session_options(threads or os.cpu_count() or 1), providers=["CPUExecutionProvider"]
+        str(onnx_path), OnnxCpuBackend.session_options(threads or available_cpus()), providers=["CPUExecutionProvider"]
     )
 
     def embed(texts: list[str], prompt_name: str | None) -> np.ndarray:

@@ -113,13 +113,15 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
     artifacts = []
     batches = list(quantize.calibration_batches(tokenizer))
     plans = (
-        ("onnx-int8-dynamic", "model.int8.dynamic.onnx", {"method": "dynamic", "weights": "int8 symmetric per-channel", "activations": "uint8 per call", "source": fused.name, "ort_only": True}),
+        ("onnx-int8-dynamic", "model.int8.dynamic.onnx", {"method": "dynamic", "weights": "int8 symmetric per-channel, 7-bit range", "activations": "uint8 per call", "source": fused.name, "ort_only": True, "float_matmuls": "FFN down projection (GELU-output outliers; see quantize.dynamic_exclusions)"}),
         ("onnx-int8-qdq", "model.int8.qdq.onnx", {"method": "static QDQ", "weights": "int8 symmetric per-channel", "activations": "int8 symmetric per-tensor, MinMax over the calibration set", "calibration_texts": len(quantize.calibration_texts()), "source": fp32.name, "float_matmuls": "FFN and attention score/context (outlier activations; see quantize.static_exclusions)", "tensorrt_ready": True}),
     )
     for name, graph_file, details in plans:
         data_file = graph_file + ".data"
         if details["method"] == "dynamic":
-            quantize.quantize_dynamic_int8(out_dir / fused.file, out_dir / graph_file, data_file)
+            excluded = quantize.dynamic_exclusions(out_dir / fused.file)
+            quantize.quantize_dynamic_int8(out_dir / fused.file, out_dir / graph_file, data_file, nodes_to_exclude=excluded)
+            details = dict(details, matmuls_kept_float=len(excluded))
         else:
             excluded = quantize.static_exclusions(out_dir / fp32.file)
             quantize.quantize_static_qdq(out_dir / fp32.file, out_dir / graph_file, data_file, batches, nodes_to_exclude=excluded)

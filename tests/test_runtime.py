@@ -137,3 +137,23 @@ def test_missing_bundle_and_unknown_backend_are_clear(tiny_bundle, tmp_path):
         Embedder.load(tiny_bundle, precision="int8")
     with pytest.raises(Exception, match="no artifact named 'onnx-fp8'"):
         Embedder.load(tiny_bundle, artifact="onnx-fp8")
+
+
+def test_batch_tokenizer_api_equals_encode_one_by_one(tiny_embedder, corpus):
+    tokenizer = tiny_embedder.tokenizer
+    texts = corpus[:20] + ["ab " * 400, "x", "ab " * 300 + "tail"]
+    for direction in ("right", "left"):
+        expected = [tokenizer.encode(t, prompt_name="query", direction=direction) for t in texts]
+        assert tokenizer.encode_batch(texts, prompt_name="query", direction=direction) == expected
+        ids, truncated = tokenizer.encode_batch_truncating(texts, prompt_name="query", direction=direction)
+        assert ids == expected
+        too_long = []
+        for i, text in enumerate(texts):
+            try:
+                tokenizer.encode(text, prompt_name="query", truncate=False)
+            except InputTooLongError:
+                too_long.append(i)
+        assert truncated == too_long and too_long == [20, 22]
+    with pytest.raises(InputTooLongError) as err:
+        tokenizer.encode_batch(texts, truncate=False)
+    assert err.value.index == 20

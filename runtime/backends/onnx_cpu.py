@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..cpus import available_cpus
 from ..manifest import Artifact, Manifest
 from .base import BackendUnavailable, pick_artifact
 
@@ -65,7 +65,7 @@ class OnnxCpuBackend:
         import onnxruntime as ort
 
         artifact = cls.select(manifest, precision, artifact)
-        threads = threads or os.cpu_count() or 1
+        threads = threads or available_cpus()
         session = ort.InferenceSession(
             str(Path(bundle_dir) / artifact.file), cls.session_options(threads), providers=[cls.provider]
         )

@@ -189,11 +189,41 @@ class Tokenizer:
         return self._content_ids(text)
 
     def encode_batch(
-        self, texts: Sequence[str], prompt_name: str | None = None, truncate: bool = True
+        self,
+        texts: Sequence[str],
+        prompt_name: str | None = None,
+        truncate: bool = True,
+        direction: str = "right",
+        add_special_tokens: bool = True,
     ) -> list[list[int]]:
+        """encode() of every text, in order. The first bad input raises with its `index`
+        (InvalidTextError; InputTooLongError when truncate is False)."""
         if isinstance(texts, str):
             raise TypeError("encode_batch takes a list of strings; use encode() for one string")
-        return [self.encode(t, prompt_name=prompt_name, truncate=truncate, index=i) for i, t in enumerate(texts)]
+        return [
+            self.encode(t, prompt_name=prompt_name, truncate=truncate, add_special_tokens=add_special_tokens, index=i, direction=direction)
+            for i, t in enumerate(texts)
+        ]
+
+    def encode_batch_truncating(
+        self, texts: Sequence[str], prompt_name: str | None = None, direction: str = "right"
+    ) -> tuple[list[list[int]], list[int]]:
+        """Ids of every text, over-long ones cut to max_tokens, and the indices of those that were cut."""
+        if isinstance(texts, str):
+            raise TypeError("encode_batch_truncating takes a list of strings")
+        if direction not in ("right", "left"):
+            raise ValueError(f"truncation direction must be 'right' or 'left', got {direction!r}")
+        budget = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)
+        out: list[list[int]] = []
+        truncated: list[int] = []
+        for i, text in enumerate(texts):
+            text = self._apply_prompt(self._check_text(text, i), prompt_name)
+            ids = self._bounded_content_ids(text, budget) if direction == "right" else self._content_ids(text)
+            if len(ids) > budget:
+                truncated.append(i)
+                ids = ids[:budget] if direction == "right" else ids[len(ids) - budget :]
+            out.append(self.prefix_ids + ids + self.suffix_ids)
+        return out, truncated
 
     def id_to_piece(self, token_id: int) -> str:
         if self._pieces_by_id is None:
