@@ -54,6 +54,18 @@ class Embedder:
         engine = _load_backend(bundle_dir, manifest, backend, precision, threads, verify, artifact)
         return cls(bundle_dir, manifest, tokenizer, engine)
 
+    def close(self) -> None:
+        """Free the backend's device resources (GPU buffers, streams); servers call this at shutdown."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- facts -------------------------------------------------------------------------
 
     @property
