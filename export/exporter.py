@@ -174,6 +174,10 @@ def export_bundle(
         raise ValueError(f"--target {target!r} is not available; choose onnx or tensorrt")
     if target == "tensorrt" and not ({"fp16", "int8"} & set(precisions)):
         raise ValueError("--target tensorrt builds fp16 and/or int8 engines: add --precision fp16 and/or int8")
+    if cuda_attention:
+        from .attention_export import check_variants
+
+        check_variants(cuda_attention)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
@@ -199,6 +203,10 @@ def export_bundle(
                 artifacts.append(export_onnx_artifact(checkpoint, staging, "fp16", reference, fused=True, providers=("CUDAExecutionProvider", "CPUExecutionProvider")))
             else:
                 log.info("onnx-fp16-ort (the CUDA-fused fp16 graph) is built only where onnxruntime has CUDA: its parity is measured there")
+        if cuda_attention:
+            from .attention_export import export_attention_variants
+
+            artifacts += export_attention_variants(checkpoint, staging, cuda_attention, reference)
         if "int8" in precisions:
             from seaembed.runtime.tokenizer import Tokenizer
 

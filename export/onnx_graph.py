@@ -89,6 +89,10 @@ class GraphBuilder:
     def to_fp32(self, x: str) -> str:
         return self.op("Cast", [x], "to_fp32", to=TensorProto.FLOAT) if self.precision == "fp16" else x
 
+    @property
+    def compute_np(self):
+        return np.float16 if self.precision == "fp16" else np.float32
+
     def tap(self, x: str, key: str) -> None:
         if self.taps is not None:
             self.taps[key] = x
