@@ -11,7 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seaembed.export.tensorrt_build import EngineBuildError, _check_graph, attach_timing_cache, builder_unavailable_reason, save_timing_cache
+from seaembed.export.tensorrt_build import (
+    EngineBuildError,
+    _check_graph,
+    attach_timing_cache,
+    builder_unavailable_reason,
+    save_timing_cache,
+)
 from seaembed.runtime.backends.tensorrt_backend import compatibility_problem
 
 H100, H200 = "NVIDIA H100 80GB HBM3", "NVIDIA H200"
