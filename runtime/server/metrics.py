@@ -81,6 +81,7 @@ def server_metrics() -> Metrics:
     m.describe("seaembed_queue_inputs", "gauge", "inputs waiting for the engine")
     m.describe("seaembed_batch_size", "histogram", "inputs per engine call", SIZE_BUCKETS)
     m.describe("seaembed_batch_tokens", "histogram", "padded tokens per engine call", TOKEN_BUCKETS)
+    m.describe("seaembed_batch_padding_tokens_total", "counter", "padding positions computed (share of padding: this / seaembed_batch_tokens_sum)")
     m.describe("seaembed_input_tokens", "histogram", "tokens per input (special tokens included)", TOKEN_BUCKETS)
     m.describe("seaembed_inference_duration_seconds", "histogram", "engine time per batch", LATENCY_BUCKETS)
     m.describe("seaembed_inputs_truncated_total", "counter", "inputs cut to the model's max tokens on request")
