@@ -50,6 +50,7 @@ def uvicorn_config(app, settings: ServerSettings, log_level: str):
         log_config=None,
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,  # nothing here reads the client address
         lifespan="on",
         timeout_graceful_shutdown=30,
         backlog=4096,

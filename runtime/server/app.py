@@ -63,8 +63,11 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         return embedder.embed_ids(sequences, batch_size=len(sequences), normalize=normalize)
 
     async def startup() -> None:
+        import os, sys
+        if os.environ.get("XSWITCH"):
+            sys.setswitchinterval(float(os.environ["XSWITCH"]) / 1000)
         batcher = DynamicBatcher(
-            engine, embedder.dim, settings.max_batch_tokens, settings.max_batch_size, settings.max_wait_ms / 1000,
+            engine, settings.max_batch_tokens, settings.max_batch_size, settings.max_wait_ms / 1000,
             settings.max_queue_inputs, metrics, batching=settings.batching,
         )
         batcher.start()
@@ -104,8 +107,7 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
             raise _too_long(err, family) from None
         except InvalidTextError as err:
             raise ApiError(422, str(err), index=err.index) from None
-        for ids in sequences:
-            metrics.observe("seaembed_input_tokens", len(ids))
+        metrics.observe_many("seaembed_input_tokens", [len(ids) for ids in sequences])
         if truncated:
             metrics.inc("seaembed_inputs_truncated_total", len(truncated))
         return sequences, truncated

@@ -1,8 +1,8 @@
 """Dynamic batching across concurrent requests.
 
-Requests queue their tokenized inputs as one job each; a single worker takes inputs in
-arrival order (up to the batch size and token budget, after at most max_wait for company
-when the engine is idle), groups them by length so padding stays small, runs the engine
+Requests queue their tokenized inputs as one job each; a single worker takes a window of
+waiting inputs in arrival order (after at most max_wait for company when the engine is idle),
+groups them by length into engine calls within the batch size and token budget, runs them
 off the event loop, and writes every vector into its own request's output array.
 """
 
@@ -20,6 +20,12 @@ import numpy as np
 from ..batching import MIN_FILL, plan_batches
 from .metrics import Metrics
 
+# The batcher takes this many batches' worth of waiting inputs at once and regroups them by length:
+# more candidates give fuller, less padded engine calls. Simulated on bench_server.py's workload
+# (8-input requests, 17-58 tokens): one batch at a time 11 % padding and 2.7 engine calls per 16
+# inputs; a window of 4 batches 9 % and 1.2 calls; FIFO without regrouping 29 % and 1 call.
+WINDOW_BATCHES = 4
+
 
 class QueueFull(RuntimeError):
     """More inputs are waiting than the server accepts; the client should retry later (429)."""
@@ -30,7 +36,7 @@ class _Job:
     sequences: list[list[int]]
     normalize: bool | None
     future: asyncio.Future
-    out: np.ndarray
+    out: np.ndarray | None = None  # [inputs, dim] float32, allocated when the first vectors arrive
     taken: int = 0  # inputs handed to the engine so far
     remaining: int = 0  # inputs whose vectors have not arrived yet
 
@@ -43,7 +49,6 @@ class DynamicBatcher:
     def __init__(
         self,
         embed: EmbedFn,
-        dim: int,
         max_batch_tokens: int,
         max_batch_size: int,
         max_wait_s: float,
@@ -52,7 +57,6 @@ class DynamicBatcher:
         batching: bool = True,
     ):
         self._embed = embed
-        self.dim = dim
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
@@ -89,11 +93,11 @@ class DynamicBatcher:
         if self._closing:
             raise QueueFull("the server is shutting down")
         if not sequences:
-            return np.empty((0, self.dim), dtype=np.float32)
+            return np.empty((0, 0), dtype=np.float32)
         if self._queued + len(sequences) > self.max_queue_inputs:
             raise QueueFull(f"{self._queued} inputs are already waiting and the queue holds at most {self.max_queue_inputs}; retry later")
         future = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(sequences, normalize, future, np.empty((len(sequences), self.dim), np.float32), 0, len(sequences)))
+        self._jobs.append(_Job(sequences, normalize, future, None, 0, len(sequences)))
         self._queued += len(sequences)
         self._wakeup.set()
         return await future
@@ -104,37 +108,30 @@ class DynamicBatcher:
         longest = max((len(s) for job in self._jobs for s in job.sequences[job.taken :]), default=0)
         return longest * self._queued >= self.max_batch_tokens
 
-    def _take_batch(self) -> tuple[list[tuple[_Job, int, int]], list[list[int]], bool | None]:
-        """Inputs in arrival order (no request starves) of one `normalize` kind, up to
-        max_batch_size inputs and max_batch_tokens padded tokens; (job slices, sequences, normalize)."""
-        slices: list[tuple[_Job, int, int]] = []
+    def _take_window(self) -> tuple[list[tuple[_Job, int]], list[list[int]], bool | None]:
+        """Up to WINDOW_BATCHES × max_batch_size inputs in arrival order (no request starves), of one
+        `normalize` kind; (owner job and position of each input, sequences, normalize)."""
+        owners: list[tuple[_Job, int]] = []
         sequences: list[list[int]] = []
+        limit = self.max_batch_size * WINDOW_BATCHES
         normalize = self._jobs[0].normalize
-        longest = 0
-        while self._jobs and len(sequences) < self.max_batch_size:
+        while self._jobs and len(sequences) < limit:
             job = self._jobs[0]
             if job.future.done():  # failed earlier (engine error): its other inputs need no engine time
                 self._queued -= len(job.sequences) - job.taken
                 self._jobs.popleft()
                 continue
-            if job.normalize != normalize or (not self.batching and slices):
+            if job.normalize != normalize or (not self.batching and owners):
                 break
-            start = job.taken
-            while job.taken < len(job.sequences) and (len(sequences) < self.max_batch_size or not self.batching):
-                seq = job.sequences[job.taken]
-                wider = max(longest, len(seq))
-                if sequences and self.batching and wider * (len(sequences) + 1) > self.max_batch_tokens:
-                    break
-                sequences.append(seq)
-                longest = wider
+            while job.taken < len(job.sequences) and (len(sequences) < limit or not self.batching):
+                owners.append((job, job.taken))
+                sequences.append(job.sequences[job.taken])
                 job.taken += 1
-            if job.taken > start:
-                slices.append((job, start, job.taken))
             if job.taken < len(job.sequences):
                 break
             self._jobs.popleft()
         self._queued -= len(sequences)
-        return slices, sequences, normalize
+        return owners, sequences, normalize
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -153,39 +150,51 @@ class DynamicBatcher:
                         await asyncio.wait_for(self._wakeup.wait(), remaining)
                     except asyncio.TimeoutError:
                         break
-            slices, sequences, normalize = self._take_batch()
+            owners, sequences, normalize = self._take_window()
             self.metrics.set("seaembed_queue_inputs", self._queued)
-            if sequences:
-                await self._execute(loop, slices, sequences, normalize)
+            if not sequences:
+                continue
+            try:
+                await loop.run_in_executor(self._executor, self._run_engine, loop, owners, sequences, normalize)
+            except Exception as err:  # a bug outside the engine call: fail this window, keep serving
+                self._fail([job for job, _pos in owners], err)
 
-    def _run_engine(self, sequences: list[list[int]], normalize: bool | None) -> np.ndarray:
-        """Length groups (plan_batches: no input shorter than MIN_FILL of its group's longest) → one engine call each."""
+    def _run_engine(self, loop, owners: list[tuple[_Job, int]], sequences: list[list[int]], normalize: bool | None) -> None:
+        """Engine thread: length groups (plan_batches: no input shorter than MIN_FILL of its group's
+        longest), one engine call each; vectors go straight into their requests' arrays and each
+        group's requests hear about it as soon as it is done."""
         lengths = [len(s) for s in sequences]
-        out = np.empty((len(sequences), self.dim), dtype=np.float32)
         for group in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, MIN_FILL):
+            jobs = [owners[i][0] for i in group]
             started = time.perf_counter()
-            out[group] = self._embed([sequences[i] for i in group], normalize)
+            try:
+                vectors = self._embed([sequences[i] for i in group], normalize)
+            except Exception as err:  # the engine failed: fail these requests, keep serving
+                loop.call_soon_threadsafe(self._fail, jobs, err)
+                continue
+            for k, i in enumerate(group):
+                job, position = owners[i]
+                if job.out is None:
+                    job.out = np.empty((len(job.sequences), vectors.shape[1]), dtype=np.float32)
+                job.out[position] = vectors[k]
+            loop.call_soon_threadsafe(self._arrived, jobs)
             width = max(lengths[i] for i in group)
             self.metrics.observe("seaembed_inference_duration_seconds", time.perf_counter() - started)
             self.metrics.observe("seaembed_batch_size", len(group))
             self.metrics.observe("seaembed_batch_tokens", len(group) * width)
             self.metrics.inc("seaembed_batch_padding_tokens_total", sum(width - lengths[i] for i in group))
-        return out
 
-    async def _execute(self, loop, slices: list[tuple[_Job, int, int]], sequences: list[list[int]], normalize: bool | None) -> None:
-        try:
-            vectors = await loop.run_in_executor(self._executor, self._run_engine, sequences, normalize)
-        except Exception as err:  # the engine failed: fail these requests, keep serving
-            for job, _start, _stop in slices:
-                if not job.future.done():
-                    job.future.set_exception(err)
-            return
-        offset = 0
-        for job, start, stop in slices:
-            n = stop - start
-            if not job.future.done():  # the client went away, or an earlier batch of this job failed
-                job.out[start:stop] = vectors[offset : offset + n]
-                job.remaining -= n
-                if job.remaining == 0:
-                    job.future.set_result(job.out)
-            offset += n
+    @staticmethod
+    def _arrived(jobs: list[_Job]) -> None:
+        for job in jobs:  # one entry per input
+            if job.future.done():  # the client went away, or another group of this job failed
+                continue
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.future.set_result(job.out)
+
+    @staticmethod
+    def _fail(jobs: list[_Job], err: Exception) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(err)

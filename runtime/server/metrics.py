@@ -52,6 +52,22 @@ class Metrics:
             state[1] += value
             state[2] += 1
 
+    def observe_many(self, name: str, values, **labels: str) -> None:
+        """observe() of each value under one lock (a request's input lengths)."""
+        buckets = self._buckets[name]
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            state = self._histograms[name].get(key)
+            if state is None:
+                state = self._histograms[name][key] = [[0] * len(buckets), 0.0, 0]
+            counts = state[0]
+            for value in values:
+                for i, bound in enumerate(buckets):
+                    if value <= bound:
+                        counts[i] += 1
+                state[1] += value
+                state[2] += 1
+
     def render(self) -> str:
         lines: list[str] = []
         with self._lock:
