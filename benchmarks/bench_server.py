@@ -223,18 +223,34 @@ def padding_share(server: ServerProcess) -> float | None:
     return values["seaembed_batch_padding_tokens_total"] / values["seaembed_batch_tokens_sum"]
 
 
-def servers(args) -> list[tuple[str, dict]]:
+# Makes uvicorn use asyncio's loop and the pure-Python h11 parser (its fallbacks), to measure
+# what uvloop + httptools buy: loaded through PYTHONPATH by the server process only.
+STDLIB_LOOP = """
+import uvicorn.config as _config
+_init = _config.Config.__init__
+def _stdlib_loop(self, *args, **kwargs):
+    kwargs.update(loop="asyncio", http="h11")
+    _init(self, *args, **kwargs)
+_config.Config.__init__ = _stdlib_loop
+"""
+
+
+def servers(args, work: Path, bundle_key: str) -> list[tuple[str, dict]]:
     cpus = str(available_cpus())
     out = []
     if args.old_python:
         out.append(("old (0048080)", {"python": args.old_python, "flags": [], "env": {"SEAEMBED_THREADS": cpus}}))
     out.append(("new", {"python": None, "flags": [], "env": {"SEAEMBED_THREADS": cpus}}))
+    if bundle_key == "overhead":
+        (work / "stdlib-loop").mkdir(exist_ok=True)
+        (work / "stdlib-loop" / "sitecustomize.py").write_text(STDLIB_LOOP)
+        out.append(("new, asyncio + h11", {"python": None, "flags": [], "env": {"SEAEMBED_THREADS": cpus, "PYTHONPATH": str(work / "stdlib-loop")}}))
     for n in args.workers:
         out.append((f"new --workers {n}", {"python": None, "flags": ["--workers", str(n)], "env": {"SEAEMBED_THREADS": None}}))
     return out
 
 
-def run_bundle(name: str, bundle: Path, args, work: Path) -> list[dict]:
+def run_bundle(key: str, name: str, bundle: Path, args, work: Path) -> list[dict]:
     embedder = Embedder.load(bundle)
     bodies = make_bodies(embedder.tokenizer, args.bodies, 8, args.seed)
     flat = [t for texts in bodies for t in texts]
@@ -242,7 +258,7 @@ def run_bundle(name: str, bundle: Path, args, work: Path) -> list[dict]:
     expected = embedder.encode(flat, batch_size=32).reshape(len(bodies), 8, embedder.dim)
     print(f"{name}: {len(bodies)} bodies × 8 inputs, {np.mean(tokens):.1f} tokens per input (min {min(tokens)}, max {max(tokens)})", flush=True)
     rows = []
-    for server_name, spec in servers(args):
+    for server_name, spec in servers(args, work, key):
         server = ServerProcess(bundle, *spec["flags"], python=spec["python"], env=spec["env"], startup_s=300)
         try:
             for route, fmt in LOAD:
@@ -334,7 +350,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="seaembed-bench-server-") as tmp:
         for key in args.bundles.split(","):
             name, build = builders[key]
-            rows += run_bundle(name, build(), args, Path(tmp))
+            rows += run_bundle(key, name, build(), args, Path(tmp))
     payload = {
         "benchmark": "server", "environment": environment(), "connections": args.connections, "seconds": args.seconds,
         "warmup": args.warmup, "bodies": args.bodies, "inputs_per_request": 8, "load_generator": "wrk 1 thread",
