@@ -63,9 +63,6 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         return embedder.embed_ids(sequences, batch_size=len(sequences), normalize=normalize)
 
     async def startup() -> None:
-        import os, sys
-        if os.environ.get("XSWITCH"):
-            sys.setswitchinterval(float(os.environ["XSWITCH"]) / 1000)
         batcher = DynamicBatcher(
             engine, settings.max_batch_tokens, settings.max_batch_size, settings.max_wait_ms / 1000,
             settings.max_queue_inputs, metrics, batching=settings.batching,
