@@ -286,7 +286,7 @@ def markdown(payload: dict) -> str:
         "",
         f"Machine: {env['cpu']} ({env['cores']} cores); server and wrk (1 thread) share these cores on loopback. "
         f"wrk {payload['connections']} connections, {payload['seconds']} s per row after a {payload['warmup']} s warm-up, "
-        f"{payload['bodies']} distinct bodies of 8 inputs. Every {SAMPLE_EVERY}th response checked against Embedder.encode of its own inputs.",
+        f"{payload['bodies']} distinct bodies of 8 inputs. Every response numbered a multiple of {SAMPLE_EVERY} checked against Embedder.encode of its own inputs.",
         "",
         "| bundle | route | format | server | inputs/s | × old | p50 ms | p99 ms | errors | checked (bad) | server CPU ms/input | padding |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
