@@ -20,9 +20,9 @@ def free_port() -> int:
 class ServerProcess:
     """python: the interpreter whose seaembed serves (benchmarks start an older checkout's);
     env: extra environment, None removing a variable (SEAEMBED_THREADS defaults to 1 so tests
-    leave the cores to each other); prefix: a command to run the server under (taskset …)."""
+    leave the cores to each other)."""
 
-    def __init__(self, bundle, *flags: str, python: str | None = None, env: dict | None = None, startup_s: float = 60, prefix: list[str] | None = None):
+    def __init__(self, bundle, *flags: str, python: str | None = None, env: dict | None = None, startup_s: float = 60):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = f"/tmp/seaembed-test-server-{self.port}.log"
@@ -30,7 +30,7 @@ class ServerProcess:
         env = {**os.environ, "SEAEMBED_THREADS": "1", **(env or {})}
         env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
         self.process = subprocess.Popen(
-            [*(prefix or []), python or sys.executable, "-m", "seaembed.runtime.cli", "serve", str(bundle), "--port", str(self.port), *flags],
+            [python or sys.executable, "-m", "seaembed.runtime.cli", "serve", str(bundle), "--port", str(self.port), *flags],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
