@@ -1,8 +1,9 @@
 """The client libraries people already use, driven against the real `seaembed serve` process.
 
 Each result must equal Embedder.encode of the same texts with the prompt the client asked
-for (≤ 1e-6). The clients come from the `clients` extra (`make test` installs it); a client
-that cannot work offline, or cannot be pointed at a URL, skips and says why.
+for (≤ 1e-6). The clients come from the `clients` extra (`make test` installs it). LangChain's
+HuggingFaceEndpointEmbeddings is not here: langchain-huggingface 1.2 refuses URLs ("must be a
+HuggingFace repo ID, not a URL") and pins huggingface-hub<2 (README, "Use from your stack").
 """
 
 from __future__ import annotations
@@ -85,15 +86,3 @@ def test_langchain_openai_embeddings(server, expected):
     assert close(embeddings("passage").embed_documents(TEXTS), expected["passage"])
     assert close([embeddings("query").embed_query(t) for t in TEXTS], expected["query"])
 
-
-def test_langchain_huggingface_endpoint_embeddings(server, expected):
-    module = pytest.importorskip(
-        "langchain_huggingface",
-        reason="langchain-huggingface is not in the clients extra: its HuggingFaceEndpointEmbeddings (1.2.x) takes hub repo ids "
-        "only ('must be a HuggingFace repo ID, not a URL') and pins huggingface-hub<2; use huggingface_hub.InferenceClient or a TEI/OpenAI client",
-    )
-    try:
-        model = module.HuggingFaceEndpointEmbeddings(model=server.url, model_kwargs={"prompt_name": "passage"})
-    except ValueError as err:
-        pytest.skip(f"HuggingFaceEndpointEmbeddings cannot be pointed at a server URL: {err}")
-    assert close(model.embed_documents(TEXTS), expected["passage"])
