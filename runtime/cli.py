@@ -234,6 +234,7 @@ def cmd_serve(args) -> int:
         max_queue_inputs=args.max_queue_inputs,
         max_body_bytes=args.max_body_bytes,
         auto_truncate=args.auto_truncate,
+        workers=args.workers,
     )
     try:
         settings.validate()
@@ -258,6 +259,7 @@ def _register_serve(sub) -> None:
     p.add_argument("--max-queue-inputs", type=int, default=int(_env("MAX_QUEUE_INPUTS", 8192)), help="waiting inputs before 429 [SEAEMBED_MAX_QUEUE_INPUTS]")
     p.add_argument("--max-body-bytes", type=int, default=int(_env("MAX_BODY_BYTES", 4 * 1024 * 1024)), help="request body size before 413 [SEAEMBED_MAX_BODY_BYTES]")
     p.add_argument("--auto-truncate", type=_bool, default=_bool(_env("AUTO_TRUNCATE", "false")), help="true: cut over-long inputs (reported in x-seaembed-truncated-inputs); false: 422 [SEAEMBED_AUTO_TRUNCATE]")
+    p.add_argument("--workers", type=int, default=int(_env("WORKERS", 1)), help="server processes sharing the port, each with its own engine and available CPUs / N threads (README: choosing N) [SEAEMBED_WORKERS]")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="[SEAEMBED_LOG_LEVEL]")
     _add_runtime_flags(p)
     p.set_defaults(func=cmd_serve)
