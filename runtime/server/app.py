@@ -80,6 +80,7 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         state["ready"] = False
         await state["batcher"].stop()  # finishes queued work before the process exits
         token_pool.shutdown(wait=False)
+        embedder.close()  # GPU buffers and streams go back before the process exits
         log.info("stopped", extra={"fields": {"event": "stopped"}})
 
     def observe(request: Request, response: Response, elapsed: float) -> None:
