@@ -104,7 +104,7 @@ def openvino_embed(model_path: Path, tokenizer, precision: str, batch_size: int 
     """embed(texts, prompt_name) through OpenVINO, configured as the runtime configures it."""
     import openvino as ov
 
-    from seaembed.runtime.backends.openvino_backend import compile_config
+    from seaembed.runtime.backends.openvino_backend import compile_config, inference_precision
     from seaembed.runtime.batching import pad_batch, plan_batches
 
     compiled = ov.Core().compile_model(str(model_path), "CPU", compile_config(precision, threads or available_cpus()))
@@ -119,7 +119,7 @@ def openvino_embed(model_path: Path, tokenizer, precision: str, batch_size: int 
             out[batch] = request.infer({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
         return out
 
-    embed.inference_precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    embed.inference_precision = inference_precision(compiled)
     return embed
 
 

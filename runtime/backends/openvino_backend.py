@@ -53,6 +53,11 @@ def bf16_refusal(artifact: Artifact, isa: dict[str, bool] | None = None) -> str 
     return None
 
 
+def inference_precision(compiled) -> str:
+    """The precision OpenVINO really computes in ("f32", "bf16"): a bf16 hint resolves to f32 on CPUs without BF16."""
+    return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+
+
 class OpenVinoBackend:
     name = "openvino"
     engine = "openvino"
@@ -108,6 +113,8 @@ class OpenVinoBackend:
         run_precision = "fp32" if chosen.format == "onnx" else chosen.precision
         # compile from the file path: with CACHE_DIR set, a second load imports the compiled blob
         compiled = core.compile_model(str(Path(bundle_dir) / chosen.file), "CPU", compile_config(run_precision, threads))
+        if run_precision == "bf16" and inference_precision(compiled) != "bf16":
+            raise BackendUnavailable(f"OpenVINO resolved the bf16 hint to {inference_precision(compiled)} on this CPU ({cpu_model()}): it has no BF16 kernels here")
         return cls(compiled, chosen, threads, run_precision, core.get_property("CPU", "FULL_DEVICE_NAME"), cache)
 
     @property
@@ -129,7 +136,7 @@ class OpenVinoBackend:
             "device_name": self.device_name,
             "artifact": self.artifact.name,
             "precision": self.precision,
-            "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "inference_precision": inference_precision(self.compiled),
             "isa": [flag for flag, on in isa.items() if on],
             "threads": self.threads,
             "streams": int(self.compiled.get_property("NUM_STREAMS")),
