@@ -259,8 +259,8 @@ def summarize(manifest: Manifest) -> str:
     lines = [f"bundle for {manifest.model_name}: dim {manifest.embedding_dim}, max tokens {manifest.max_tokens}"]
     for a in manifest.artifacts:
         p = a.parity
-        if p.get("measured") is False:
-            lines.append(f"  {a.name:17s} {a.file:26s} not gated: {p.get('reason', '')}")
+        if p.get("measured") is False or p.get("passed") is False:
+            lines.append(f"  {a.name:17s} {'(not shipped)' if not a.sha256 else a.file:26s} {'not gated' if p.get('measured') is False else 'missed its gate'}: {p.get('reason', '')}")
             continue
         measured_on = f"{p['probes']} probes" if "probes" in p else f"{p.get('texts', 0)} held-out texts, recall@1 {p.get('recall_at_1', float('nan')):.4f}"
         lines.append(

@@ -2,7 +2,9 @@
 
 - openvino-int8 (`model.int8.openvino.xml/.bin`): NNCF post-training quantisation of the FP32
   ONNX graph on export/data/calibration.txt. Activation scales are static, so a vector does not
-  depend on its batch-mates (no batch cap). Gated like every INT8 artifact (export/accuracy.py).
+  depend on its batch-mates (no batch cap). Gated like every INT8 artifact (export/accuracy.py);
+  it is an extra beside the ORT int8 graphs, so a miss is recorded (passed: false, no files) and
+  the runtime refuses it, rather than failing the whole export.
 - openvino-bf16: no new file. The FP32 graph run with INFERENCE_PRECISION_HINT=bf16, gated at
   cosine ≥ 0.9999 against PyTorch where the CPU has BF16 hardware, and marked as usable only
   there. On a CPU without it OpenVINO quietly runs FP32, so a gate there would measure FP32:
@@ -38,13 +40,96 @@ class Int8Recipe:
     model_type: str = "transformer"  # NNCF's transformer scheme: keeps softmax/LayerNorm/GELU in float
     smooth_quant_alpha: float = 0.95  # NNCF's transformer default
     fast_bias_correction: bool = True
-    compress_embeddings: bool = True  # int8 word-embedding table (NNCF weight compression)
+    compress_embeddings: bool = False  # NNCF's transformer scheme already stores the word-embedding table int8 (119 vs 470 MB on e5-small)
     ignored: tuple[str, ...] = ()  # node-name patterns kept in float
 
 
-RECIPE = Int8Recipe()
-# What the recipe was chosen over (trained e5-small, held-out set, worst of batch 1 and 16).
-CHOICE: dict = {}
+RECIPE = Int8Recipe(ignored=(r"encoder\.layer\.\d+\.output\.dense\..*",))  # FFN down projections in float: the most faithful measured
+# What the recipe was chosen over: trained e5-small, held-out set, worst of batch 1 and 16, on a 2-core AMD EPYC
+# (AVX2, no VNNI/BF16); mixed_tok_s is e5-small's mixed corpus at batch 16. The gates: mean cos ≥ 0.99, min ≥ 0.97,
+# recall@1 within 1 point of FP32's 0.9318; top-1 agreement / overlap@10 on the 300-passage pool.
+CHOICE: dict = {
+    "ORT onnx-fp32-ort": {
+        "mean_cosine": 1.0,
+        "min_cosine": 1.0,
+        "recall_at_1": 0.9318,
+        "top1_agreement": 1.0,
+        "overlap_at_10": 1.0,
+        "mixed_tok_s": 2004,
+        "passes": True
+    },
+    "ORT onnx-int8-dynamic (main)": {
+        "mean_cosine": 0.99876,
+        "min_cosine": 0.99795,
+        "recall_at_1": 0.9318,
+        "top1_agreement": 0.8864,
+        "overlap_at_10": 0.9364,
+        "mixed_tok_s": 2420,
+        "passes": False
+    },
+    "ORT onnx-int8-qdq (main)": {
+        "mean_cosine": 0.99876,
+        "min_cosine": 0.99809,
+        "recall_at_1": 0.9318,
+        "top1_agreement": 0.9318,
+        "overlap_at_10": 0.9409,
+        "mixed_tok_s": 1608,
+        "passes": False
+    },
+    "OpenVINO FP32": {
+        "mean_cosine": 1.0,
+        "min_cosine": 1.0,
+        "recall_at_1": 0.9318,
+        "top1_agreement": 1.0,
+        "overlap_at_10": 1.0,
+        "mixed_tok_s": 1661,
+        "passes": True
+    },
+    "mixed, SQ 0.95": {
+        "mean_cosine": 0.99541,
+        "min_cosine": 0.98521,
+        "recall_at_1": 0.8864,
+        "top1_agreement": 0.8864,
+        "overlap_at_10": 0.9182,
+        "mixed_tok_s": 1471,
+        "passes": False
+    },
+    "mixed, SQ off": {
+        "mean_cosine": 0.99431,
+        "min_cosine": 0.98987,
+        "recall_at_1": 0.9091,
+        "top1_agreement": 0.9091,
+        "overlap_at_10": 0.8636,
+        "mixed_tok_s": 1479,
+        "passes": False
+    },
+    "mixed, SQ 0.95, FFN down float": {
+        "mean_cosine": 0.99775,
+        "min_cosine": 0.99372,
+        "recall_at_1": 0.9091,
+        "top1_agreement": 0.9318,
+        "overlap_at_10": 0.9409,
+        "mixed_tok_s": 1472,
+        "passes": False
+    },
+    "mixed, SQ off + int8 embedding table": {
+        "mean_cosine": 0.99431,
+        "min_cosine": 0.98987,
+        "recall_at_1": 0.9091,
+        "top1_agreement": 0.9091,
+        "overlap_at_10": 0.8636,
+        "mixed_tok_s": 1579,
+        "passes": False
+    },
+    "performance (NNCF transformer default), SQ 0.95": {
+        "mean_cosine": 0.99541,
+        "min_cosine": 0.98521,
+        "recall_at_1": 0.8864,
+        "top1_agreement": 0.8864,
+        "overlap_at_10": 0.918,
+        "passes": False
+    }
+}
 
 
 def unavailable_reason() -> str | None:
@@ -129,15 +214,23 @@ def export_int8(out_dir: Path, fp32: Artifact, hidden: int, accuracy_reference, 
 
     counts = quantize_int8(out_dir / fp32.file, out_dir / INT8_FILE, tokenizer)
     measured = worst_case([accuracy_reference.measure(openvino_embed(out_dir / INT8_FILE, tokenizer, "int8", batch_size=b)) for b in GATE_BATCH_SIZES])
-    stats = enforce_accuracy(measured, "openvino-int8") if enforce else dict(measured, gate="not enforced", passed=None)
-    inputs, outputs = _io_spec(hidden)
     bin_file = INT8_FILE.removesuffix(".xml") + ".bin"
+    files = {INT8_FILE: sha256_file(out_dir / INT8_FILE), bin_file: sha256_file(out_dir / bin_file)}
+    try:
+        stats = enforce_accuracy(measured, "openvino-int8") if enforce else dict(measured, gate="not enforced", passed=None)
+    except ParityError as err:
+        # An extra beside the ORT int8 graphs: a miss drops its files and records why, instead of failing the export.
+        log.warning("openvino-int8 not shipped: %s", err)
+        for name in files:
+            (out_dir / name).unlink()
+        files, stats = {}, dict(measured, passed=False, reason=str(err))
+    inputs, outputs = _io_spec(hidden)
     return Artifact(
         name="openvino-int8",
         format="openvino",
         precision="int8",
         file=INT8_FILE,
-        sha256={INT8_FILE: sha256_file(out_dir / INT8_FILE), bin_file: sha256_file(out_dir / bin_file)},
+        sha256=files,
         inputs=inputs,
         outputs=[o for o in outputs if o["name"] != "token_embeddings"],
         parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},

@@ -31,8 +31,16 @@ def bf16_bundle(tmp_path_factory, e5_small_checkpoint):
 
 
 @pytest.fixture(scope="session")
-def e5_openvino_int8(e5_small_bundle):
-    return Embedder.load(e5_small_bundle, precision="int8")
+def e5_int8_ir(tmp_path_factory, e5_small_bundle):
+    """The shipped NNCF recipe applied to trained e5-small, outside the gate (which may drop it on some CPUs)."""
+    from seaembed.export.openvino_export import quantize_int8
+    from seaembed.runtime.tokenizer import Tokenizer
+
+    manifest = load_manifest(e5_small_bundle)
+    tokenizer = Tokenizer.from_file(e5_small_bundle / "tokenizer.json", max_tokens=manifest.max_tokens, prompts=manifest.prompts)
+    xml = tmp_path_factory.mktemp("e5-ir") / "model.int8.openvino.xml"
+    ops = quantize_int8(e5_small_bundle / "model.fp32.onnx", xml, tokenizer)
+    return xml, tokenizer, ops
 
 
 def test_cpu_isa_reads_cpuinfo_flags(tmp_path, monkeypatch):
@@ -49,45 +57,48 @@ def test_cpu_isa_reads_cpuinfo_flags(tmp_path, monkeypatch):
 
 
 def test_int8_ir_is_gated_and_recorded(e5_small_bundle):
+    """Shipped with files when it passes the gates on the export CPU; otherwise recorded with the numbers, no files, refused."""
     manifest = load_manifest(e5_small_bundle)
     artifact = next(a for a in manifest.artifacts if a.name == "openvino-int8")
     p = artifact.parity
-    assert p["passed"] is True
-    assert p["mean_cosine"] >= 0.99 and p["min_cosine"] >= 0.97
-    assert p["reference_recall_at_1"] - p["recall_at_1"] <= 0.01 + 1e-9
-    assert p["batch_sizes"] == [1, 16]
-    assert p["ranking"]["pool"] >= 300 and p["ranking"]["top1_agreement"] >= RANKING_GATE.min_top1_agreement
-    assert artifact.details["recipe"]["model_type"] == "transformer"
-    assert artifact.details["ops"]["FakeQuantize"] > 0
-    assert set(artifact.sha256) == {"model.int8.openvino.xml", "model.int8.openvino.bin"}
-    for name in ("onnx-int8-dynamic", "onnx-int8-qdq"):  # the ranking measure is recorded for every INT8 graph
-        assert "top1_agreement" in next(a for a in manifest.artifacts if a.name == name).parity["ranking"]
+    assert p["batch_sizes"] == [1, 16] and p["ranking"]["pool"] >= 300
+    assert artifact.details["recipe"]["model_type"] == "transformer" and artifact.details["ops"]["FakeQuantize"] > 0
+    for name in ("onnx-int8-dynamic", "onnx-int8-qdq"):  # the ranking measure is gated for every INT8 graph
+        assert next(a for a in manifest.artifacts if a.name == name).parity["ranking"]["top1_agreement"] >= RANKING_GATE.min_top1_agreement
+    if p["passed"] is True:
+        assert p["mean_cosine"] >= 0.99 and p["min_cosine"] >= 0.97
+        assert p["reference_recall_at_1"] - p["recall_at_1"] <= 0.01 + 1e-9
+        assert set(artifact.sha256) == {"model.int8.openvino.xml", "model.int8.openvino.bin"}
+        embedder = Embedder.load(e5_small_bundle, precision="int8")
+        assert (embedder.backend.name, embedder.describe()["precision"]) == ("openvino", "int8")
+    else:
+        assert p["passed"] is False and "misses the accuracy gate" in p["reason"]
+        assert artifact.sha256 == {} and not (e5_small_bundle / "model.int8.openvino.bin").exists()
+        assert Embedder.load(e5_small_bundle, precision="int8").backend.artifact.name == "onnx-int8-dynamic"
+        with pytest.raises(BackendUnavailable, match="missed its accuracy gate at export"):
+            Embedder.load(e5_small_bundle, backend="openvino", precision="int8")
 
 
-def test_cpu_int8_runs_openvino_close_to_pytorch(e5_openvino_int8, e5_small_st, retrieval_pairs):
-    embedder = e5_openvino_int8
-    info = embedder.describe()
-    assert (info["backend"], info["artifact"], info["precision"], info["device"]) == ("openvino", "openvino-int8", "int8", "CPU")
-    assert info["inference_precision"] == "f32" and isinstance(info["isa"], list) and info["threads"] >= 1
-    assert embedder.backend.max_batch_size is None
+def test_int8_ir_is_close_to_pytorch_and_batch_invariant(e5_int8_ir, e5_small_st, retrieval_pairs):
+    from seaembed.export.openvino_export import openvino_embed
+
+    xml, tokenizer, ops = e5_int8_ir
+    assert ops["FakeQuantize"] > 0 and xml.with_suffix(".bin").stat().st_size < 200e6  # int8 weights and embedding table
     queries = [p["query"] for p in retrieval_pairs]
-    ours = embedder.encode_query(queries)
     reference = e5_small_st.encode(queries, prompt_name="query", convert_to_numpy=True)
-    cos = np.sum(ours * reference, axis=1)
+    together = openvino_embed(xml, tokenizer, "int8", batch_size=16)(queries, "query")
+    alone = openvino_embed(xml, tokenizer, "int8", batch_size=1)(queries, "query")
+    cos = np.sum(together * reference, axis=1)
     assert cos.mean() >= 0.99 and cos.min() >= 0.97
-
-
-def test_int8_is_batch_invariant(e5_openvino_int8, retrieval_pairs):
-    """Static scales: an input embedded inside a batch of 16 equals the same input alone."""
-    texts = [p["passage"] for p in retrieval_pairs[:16]]
-    together = e5_openvino_int8.encode(texts, batch_size=16)
-    alone = np.stack([e5_openvino_int8.encode(t) for t in texts])
-    assert np.sum(together * alone, axis=1).min() >= 0.99999
+    assert np.sum(together * alone, axis=1).min() >= 0.99999  # static scales: batch-mates do not matter
 
 
 def test_openvino_fp32_is_exact(tiny_bundle, tiny_st, corpus):
     embedder = Embedder.load(tiny_bundle, backend="openvino")
-    assert embedder.backend.artifact.name == "onnx-fp32" and embedder.describe()["inference_precision"] == "f32"
+    info = embedder.describe()
+    assert (info["backend"], info["artifact"], info["precision"], info["device"], info["inference_precision"]) == ("openvino", "onnx-fp32", "fp32", "CPU", "f32")
+    assert isinstance(info["isa"], list) and info["threads"] >= 1 and info["streams"] == 1
+    assert embedder.backend.max_batch_size is None
     texts = corpus[:17]
     np.testing.assert_allclose(embedder.encode(texts, batch_size=5), tiny_st.encode(texts, batch_size=5), atol=1e-4)
 
@@ -103,20 +114,20 @@ def test_compiled_model_is_cached(tiny_bundle, tmp_path, monkeypatch):
 
 
 def test_routing_prefers_openvino_for_int8_and_bf16(e5_small_bundle, tiny_bundle):
+    import dataclasses
+
     manifest = load_manifest(e5_small_bundle)
-    assert backend_candidates("cpu", manifest, "int8") == ("openvino", "cpu")
-    assert backend_candidates("cpu", manifest, None) == ("cpu",)  # exact FP32 stays on ORT
-    assert backend_candidates("cpu", manifest, None, artifact="openvino-int8") == ("openvino", "cpu")
-    assert backend_candidates("auto", manifest, "int8") == ("tensorrt", "cuda", "openvino", "cpu")
+
+    def with_ir(passed):
+        ir = dataclasses.replace(next(a for a in manifest.artifacts if a.name == "openvino-int8"), parity={"passed": passed})
+        return dataclasses.replace(manifest, artifacts=[*(a for a in manifest.artifacts if a.name != "openvino-int8"), ir])
+
+    assert backend_candidates("cpu", with_ir(True), "int8") == ("openvino", "cpu")
+    assert backend_candidates("cpu", with_ir(True), None) == ("cpu",)  # exact FP32 stays on ORT
+    assert backend_candidates("cpu", with_ir(True), None, artifact="openvino-int8") == ("openvino", "cpu")
+    assert backend_candidates("auto", with_ir(True), "int8") == ("tensorrt", "cuda", "openvino", "cpu")
+    assert backend_candidates("cpu", with_ir(False), "int8") == ("cpu",)  # missed its gate: ORT's int8
     assert backend_candidates("cpu", load_manifest(tiny_bundle), "int8") == ("cpu",)  # no IR in the bundle
-
-
-def test_cpu_int8_falls_back_to_ort_without_openvino(e5_small_bundle, monkeypatch):
-    from seaembed.runtime.backends.openvino_backend import OpenVinoBackend
-
-    monkeypatch.setattr(OpenVinoBackend, "unavailable_reason", classmethod(lambda cls: "openvino is not installed"))
-    embedder = Embedder.load(e5_small_bundle, precision="int8")
-    assert (embedder.backend.name, embedder.backend.artifact.name) == ("cpu", "onnx-int8-dynamic")
 
 
 def test_bf16_export_records_whether_its_gate_ran(bf16_bundle):

@@ -25,7 +25,9 @@ def backend_candidates(name: str, manifest, precision: str | None, artifact: str
     if artifact is not None:
         wants_openvino = any(a.name == artifact and a.format == "openvino" for a in manifest.artifacts)
     else:
-        wants_openvino = precision in OPENVINO_FIRST and any(a.format == "openvino" and a.precision == precision for a in manifest.artifacts)
+        wants_openvino = precision in OPENVINO_FIRST and any(
+            a.format == "openvino" and a.precision == precision and a.parity.get("passed") is not False for a in manifest.artifacts
+        )
     return tuple(c for n in order for c in (("openvino", n) if n == "cpu" and wants_openvino else (n,)))
 
 
