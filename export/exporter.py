@@ -17,14 +17,14 @@ from . import parity
 from .checkpoint import Checkpoint, load_checkpoint
 from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")  # bf16: OpenVINO on CPUs with BF16 hardware
 
 
 def producer_versions() -> dict:
     import importlib.metadata as md
 
     out = {"seaembed": __version__, "python": platform.python_version()}
-    for package in ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
+    for package in ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "openvino", "nncf"):
         try:
             out[package] = md.version(package)
         except md.PackageNotFoundError:
@@ -207,14 +207,17 @@ def export_bundle(
             from .attention_export import export_attention_variants
 
             artifacts += export_attention_variants(checkpoint, staging, cuda_attention, reference)
-        if "int8" in precisions:
+        if {"int8", "bf16"} & set(precisions):
             from seaembed.runtime.tokenizer import Tokenizer
 
             from .accuracy import AccuracyReference
+            from .openvino_export import export_openvino_artifacts
 
             tokenizer = Tokenizer.from_file(tokenizer_file, max_tokens=checkpoint.max_tokens, prompts=checkpoint.prompts)
             accuracy_reference = AccuracyReference(torch_model, checkpoint.prompts)
-            artifacts += export_int8_artifacts(checkpoint, staging, fp32, fused, accuracy_reference, tokenizer, enforce=accuracy_gates)
+            if "int8" in precisions:
+                artifacts += export_int8_artifacts(checkpoint, staging, fp32, fused, accuracy_reference, tokenizer, enforce=accuracy_gates)
+            artifacts += export_openvino_artifacts(staging, fp32, checkpoint.architecture.hidden, precisions, reference, accuracy_reference, tokenizer, enforce=accuracy_gates)
         if target == "tensorrt":
             from .tensorrt_build import EngineProfile, build_engine
 
@@ -266,6 +269,9 @@ def summarize(manifest: Manifest) -> str:
     lines = [f"bundle for {manifest.model_name}: dim {manifest.embedding_dim}, max tokens {manifest.max_tokens}"]
     for a in manifest.artifacts:
         p = a.parity
+        if p.get("measured") is False or p.get("passed") is False:
+            lines.append(f"  {a.name:17s} {'(not shipped)' if not a.sha256 else a.file:26s} {'not gated' if p.get('measured') is False else 'missed its gate'}: {p.get('reason', '')}")
+            continue
         measured_on = f"{p['probes']} probes" if "probes" in p else f"{p.get('texts', 0)} held-out texts, recall@1 {p.get('recall_at_1', float('nan')):.4f}"
         lines.append(
             f"  {a.name:17s} {a.file:26s} max|diff| {p.get('max_abs_diff', float('nan')):.2e}  "

@@ -58,7 +58,8 @@ def _resave(tmp_model: Path, dst: Path, data_file: str) -> None:
     save_with_external_data(model, dst, data_file)
 
 
-def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude: tuple[str, ...] = ()) -> None:
+def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude: tuple[str, ...] = (), reduce_range: bool = True) -> None:
+    """reduce_range=False with no exclusions is the all-int8 graph shipped before (kept for the benchmark's comparison row)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +71,7 @@ def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude
             per_channel=True,
             # 7-bit weights: CPUs without VNNI multiply u8 x s8 with VPMADDUBSW, whose int16
             # pair sums saturate at full range (measured on an AVX2-only EPYC: lower cosines).
-            reduce_range=True,
+            reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(nodes_to_exclude),
             use_external_data_format=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import AUTO_ORDER, Backend, BackendUnavailable, backend_class
+from .backends import Backend, BackendUnavailable, backend_candidates, backend_class
 from .batching import pad_batch, plan_batches
 from .integrity import verify_files
 from .manifest import Manifest, load_manifest
@@ -178,7 +178,7 @@ class Embedder:
 def _load_backend(
     bundle_dir: Path, manifest: Manifest, name: str, precision: str | None, threads: int | None, verify: bool, artifact: str | None
 ) -> Backend:
-    candidates = AUTO_ORDER if name == "auto" else (name,)
+    candidates = backend_candidates(name, manifest, precision, artifact)
     reasons = []
     for candidate in candidates:
         cls = backend_class(candidate)
@@ -194,7 +194,7 @@ def _load_backend(
         except BackendUnavailable as err:
             reasons.append(f"{candidate}: {err}")
             continue
-        if name == "auto":
-            log.info("backend auto → %s (%s) in %.2fs", candidate, backend.artifact.name, time.perf_counter() - started)
+        if candidate != name:
+            log.info("backend %s → %s (%s) in %.2fs", name, candidate, backend.artifact.name, time.perf_counter() - started)
         return backend
     raise BackendUnavailable("no backend could be loaded: " + "; ".join(reasons))
