@@ -12,6 +12,7 @@ import numpy as np
 
 from .backends import AUTO_ORDER, Backend, BackendUnavailable, backend_class
 from .batching import pad_batch, plan_batches
+from .inputs import reject_empty
 from .integrity import verify_files
 from .manifest import Manifest, load_manifest
 from .tokenizer import Tokenizer
@@ -90,6 +91,7 @@ class Embedder:
         """
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
+        reject_empty(items)
         if prompt_name is None:
             prompt_name = self.manifest.default_prompt_name
         out = np.empty((len(items), self.dim), dtype=np.float32)
