@@ -80,9 +80,11 @@ def run_embed(args) -> int:
     rows = _collect_rows(args)
     skipped = [r for r in rows if r.error]
     good = [r for r in rows if not r.error]
+    if not rows:
+        raise CliError(ExitCode.INPUT, f"no texts to embed: {args.input or '<stdin>'} holds no rows")
     if not good:
         _report_skipped(skipped, len(rows), None)
-        raise CliError(ExitCode.INPUT, f"no texts to embed: the input has {len(rows)} rows and none is usable")
+        raise CliError(ExitCode.INPUT, f"no texts to embed: all {len(rows)} rows of the input are bad (listed above)")
     with stage(ExitCode.MODEL, "load the bundle"):
         embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact)
     started = time.perf_counter()

@@ -88,6 +88,7 @@ class Embedder:
 
         normalize None follows the model (E5: L2-normalised); False gives the raw mean.
         truncate False raises InputTooLongError instead of cutting an input to max_tokens.
+        An empty string raises InvalidTextError: it has no embedding (the server and CLI refuse it too).
         """
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)

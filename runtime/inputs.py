@@ -148,11 +148,23 @@ def _record_id(record: dict, id_field: str | None, number: int) -> tuple[object,
     return value, None
 
 
+def _salvage_id(raw: bytes, id_field: str | None, number: int) -> object:
+    """The id of a JSONL line that is not valid UTF-8, when the rest of the line still parses."""
+    try:
+        record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+    except ValueError:
+        return number
+    if not isinstance(record, dict):
+        return number
+    row_id, error = _record_id(record, id_field, number)
+    return number if error or (isinstance(row_id, str) and _ESCAPED_BYTES.search(row_id)) else row_id
+
+
 def _jsonl_rows(name: str, handle: BinaryIO, start: int, stop: int | None, text_field: str, id_field: str | None) -> Iterator[Row]:
     for number, raw in _lines(handle, start, stop):
         line, error = _decode(raw)
         if error:
-            yield Row(name, number, number, None, error)
+            yield Row(name, number, _salvage_id(raw, id_field, number), None, error)
             continue
         if not line.strip():
             continue  # a blank line holds no record
@@ -211,14 +223,16 @@ def _csv_rows(name: str, handle: BinaryIO, start: int, stop: int | None, text_fi
             continue  # a blank line holds no record
         row_id: object = first_line
         error = None
-        if any(_ESCAPED_BYTES.search(v) for v in values):
+        if id_at is not None:
+            given = values[id_at] if id_at < len(values) else ""
+            if given and not _ESCAPED_BYTES.search(given):
+                row_id = given
+            else:
+                error = f"missing id field {id_field!r}" if not given else "invalid UTF-8 in the id field"
+        if error is None and any(_ESCAPED_BYTES.search(v) for v in values):
             error = "invalid UTF-8"
-        elif text_at >= len(values):
+        elif error is None and text_at >= len(values):
             error = f"missing field {text_field!r} (the row has {len(values)} of {len(header)} columns)"
-        elif id_at is not None:
-            row_id = values[id_at] if id_at < len(values) else None
-            if not row_id:
-                row_id, error = first_line, f"missing id field {id_field!r}"
         value = values[text_at] if error is None else None
         error = error or text_problem(value)
         yield Row(name, first_line, row_id, None if error else value, error)

@@ -60,7 +60,9 @@ def _prepare_output(output: Path, plan: Plan, overwrite: bool) -> None:
         raise OutputConflictError(f"OUTPUT {output} is a file; embed-dataset writes a directory of Parquet parts")
     output.mkdir(parents=True, exist_ok=True)
     saved = read_plan(output) if not overwrite else None
-    ours = [p for p in output.iterdir() if p.name.startswith(("part-", "_", ".part-"))]
+    for stale in output.glob(".part-*.tmp"):  # left by a worker killed mid-write
+        stale.unlink()
+    ours = [p for p in output.iterdir() if p.name.startswith(("part-", "_"))]
     if overwrite:
         for path in ours:
             path.unlink()

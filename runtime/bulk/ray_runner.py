@@ -1,6 +1,6 @@
 """The same parts on a Ray cluster: a Ray Data pipeline over the plan's parts with an actor pool of Embedders.
 
-`ray.data.from_items(parts)` → `map_batches(PartActor, concurrency=N, num_gpus=1 | num_cpus=T)`:
+`ray.data.from_items(parts)` → `map_batches(PartActor, compute=ActorPoolStrategy(size=N), num_gpus=1 | num_cpus=T)`:
 each actor loads the Embedder once, then for each part it reads the part's rows with the shared
 readers (bad rows keep `FILE:LINE`), embeds them and writes the part file atomically, returning
 the part's statistics to the driver. Reading and writing a whole part inside the actor, rather
@@ -13,9 +13,11 @@ filesystem), as for any Ray job that reads files.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import asdict
 
+from .errors import WorkerDiedError
 from .plan import JobSettings, Part
 
 
@@ -40,11 +42,12 @@ def _connect(address: str | None, threads: int) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
         from ..cpus import available_cpus
 
-        ray.init(num_cpus=available_cpus(), log_to_driver=False, include_dashboard=False)
+        ray.init(num_cpus=available_cpus(), log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def run_ray(
@@ -77,8 +80,25 @@ def run_ray(
         PartActor,
         batch_size=1,
         fn_constructor_kwargs={"settings": asdict(settings), "threads": threads, "output_dir": output_dir},
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         **resources,
     )
-    for row in dataset.iter_rows():
-        yield json.loads(row["stats"])
+    try:
+        for row in dataset.iter_rows():
+            yield json.loads(row["stats"])
+    except Exception as err:
+        raise _cause(err) from err
+
+
+def _cause(err: BaseException) -> BaseException:
+    """Our own error (a bad row under --strict, a bundle problem) from inside Ray's wrappers, else a WorkerDiedError."""
+    seen = err
+    for _ in range(10):
+        if type(seen).__module__.startswith("seaembed.") and "ray" not in type(seen).__module__:
+            return seen
+        following = getattr(seen, "cause", None) or seen.__cause__
+        if not isinstance(following, BaseException):
+            break
+        seen = following
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return WorkerDiedError(f"the Ray job failed: {type(err).__name__}: {first}; finished parts are kept: rerun the same command to resume")
