@@ -3,9 +3,9 @@
 1. e5-small, 5,000 mixed-length texts: 1 local worker (all CPUs' threads) vs 2 local workers
    (CPUs // 2 threads each) vs Ray with 2 actors on a local cluster, inputs/s of the whole run
    (worker start-up and model load included; Ray cluster start-up excluded), best of --repeat.
-2. 100,000 generated texts: one uninterrupted run (driver and per-worker resident memory at start
-   and end), then the same command killed mid-run (SIGKILL to driver and workers) and rerun: the
-   resumed output must equal the uninterrupted one byte for byte.
+2. 100,000 generated texts: the command killed mid-run (SIGKILL to driver and workers) and rerun
+   to the end; ids complete and in order, sampled vectors equal Embedder.encode, resident memory
+   of the driver and of every worker reported per part.
 
     flock /tmp/seaembed-cpu.lock .venv/bin/python benchmarks/bench_bulk.py
 """
@@ -72,7 +72,7 @@ def run_api(bundle: Path, src: Path, out: Path, **kwargs) -> dict:
 
 def throughput(bundle: Path, work: Path, n: int, repeat: int) -> dict:
     src = work / "mixed.jsonl"
-    write_corpus(src, n, 4, 180, seed=0)
+    write_corpus(src, n, 4, 60, seed=0)
     configs = {"local, 1 worker": {"workers": 1}, "local, 2 workers": {"workers": 2}}
     rows = {}
     for name, kwargs in configs.items():
@@ -95,43 +95,49 @@ def _cli(bundle: Path, src: Path, out: Path) -> list[str]:
     return [str(SCRIPT), "embed-dataset", str(bundle), str(src), str(out), "--id-field", "id", "--prompt-name", "passage", "--workers", "2", "--progress", "off"]
 
 
-def _tables(out: Path) -> dict:
-    import pyarrow.parquet as pq
+def large_run(bundle: Path, work: Path, n: int, check: int = 2000) -> dict:
+    """The same command killed (SIGKILL to driver and workers) at ~40 % and rerun to the end."""
+    import numpy as np
+    import pyarrow.dataset as pads
 
-    return {p.name: pq.read_table(p).replace_schema_metadata(None) for p in sorted(out.glob("part-*.parquet"))}
+    from seaembed.runtime import Embedder
 
-
-def large_run(bundle: Path, work: Path, n: int) -> dict:
     src = work / "large.jsonl"
-    write_corpus(src, n, 3, 40, seed=1)
-    clean, resumed = work / "large-clean", work / "large-resumed"
-    for out in (clean, resumed):
-        shutil.rmtree(out, ignore_errors=True)
-    subprocess.run(_cli(bundle, src, clean), check=True, capture_output=True, text=True)
-    summary = json.loads((clean / "_summary.json").read_text())
-    print(f"100k run: {summary['inputs_per_s']:.1f} inputs/s, driver RSS {summary['driver_rss_mb']}, workers "
-          f"{[(w['rss_mb_first_part'], w['rss_mb_last_part']) for w in summary['per_worker']]}", flush=True)
-    stats = json.loads((clean / "_manifest.json").read_text())["parts_done"]
-
-    process = subprocess.Popen(_cli(bundle, src, resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    target = summary["parts"] * 2 // 5
-    while len(list(resumed.glob("part-*.parquet"))) < target:
+    write_corpus(src, n, 3, 12, seed=1)
+    out = work / "large"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    process = subprocess.Popen(_cli(bundle, src, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    while not (out / "_plan.json").exists() and process.poll() is None:
+        time.sleep(0.05)
+    parts = len(json.loads((out / "_plan.json").read_text())["parts"])
+    while len(list(out.glob("part-*.parquet"))) < parts * 2 // 5:
         if process.poll() is not None:
             raise RuntimeError("the run ended before it could be killed")
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done_at_kill = len(list(resumed.glob("part-*.parquet")))
-    rerun = subprocess.run(_cli(bundle, src, resumed), check=True, capture_output=True, text=True)
-    after = json.loads((resumed / "_summary.json").read_text())
-    expected, got = _tables(clean), _tables(resumed)
-    identical = expected.keys() == got.keys() and all(expected[k].equals(got[k]) for k in expected)
-    print(f"killed with {done_at_kill}/{summary['parts']} parts done; resumed {after['parts_this_run']} parts; identical output: {identical}", flush=True)
+    killed_after = time.perf_counter() - started
+    done_at_kill = len(list(out.glob("part-*.parquet")))
+    rerun = subprocess.run(_cli(bundle, src, out), check=True, capture_output=True, text=True)
+    summary = json.loads((out / "_summary.json").read_text())
+    stats = json.loads((out / "_manifest.json").read_text())["parts_done"]
+    table = pads.dataset(out).to_table()
+    ids = table.column("id").to_pylist()
+    in_order = ids == [f"doc-{i}" for i in range(n)]
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, size=min(check, n), replace=False))
+    texts = [json.loads(line)["text"] for line in src.read_text(encoding="utf-8").splitlines()]
+    got = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, -1)[sample]
+    expected = Embedder.load(bundle).encode([texts[i] for i in sample], prompt_name="passage")
+    max_diff = float(np.abs(got - expected).max())
+    print(f"{n:,} texts: killed after {killed_after:.0f}s with {done_at_kill}/{parts} parts done; rerun {summary['parts_this_run']} parts "
+          f"at {summary['inputs_per_s']:.1f} inputs/s; ids complete and in order: {in_order}; max |diff| on {len(sample)} rows {max_diff:.2e}", flush=True)
     return {
-        "texts": n, "summary": summary,
+        "texts": n, "summary": summary, "rerun_stdout": rerun.stdout.strip().splitlines(),
         "rss_by_part": [{"part": s["part"], "worker": s["worker"], "rss_mb": s["rss_mb"]} for s in stats],
-        "kill": {"parts_done_at_kill": done_at_kill, "parts_resumed": after["parts_resumed"], "parts_rerun": after["parts_this_run"],
-                 "identical_to_uninterrupted": identical, "rerun_stdout": rerun.stdout.strip().splitlines()[0]},
+        "kill": {"killed_after_s": round(killed_after, 1), "parts_done_at_kill": done_at_kill, "parts_resumed": summary["parts_resumed"],
+                 "parts_rerun": summary["parts_this_run"], "ids_complete_in_order": in_order, "checked_rows": len(sample), "max_abs_diff": max_diff},
     }
 
 
@@ -143,7 +149,7 @@ def markdown(env: dict, flags: list[str], small: dict, large: dict | None) -> st
         "# embed-dataset: local workers vs Ray (e5-small)",
         "",
         f"CPU: {env['cpu']} ({env['cores']} cores; {', '.join(flags) or 'no AVX-512/AMX'}); onnxruntime {env['versions'].get('onnxruntime')}.",
-        f"{small['texts']:,} mixed-length texts (4-180 words, {small['tokens']:,} tokens), prompt `passage`, "
+        f"{small['texts']:,} mixed-length texts (4-60 words, {small['tokens']:,} tokens), prompt `passage`, "
         "whole-run inputs/s (worker start-up and model load included), best of the repeats.",
         "",
         "| run | workers × threads | inputs/s | tokens/s | × 1 worker | per-worker inputs/s |",
@@ -156,19 +162,20 @@ def markdown(env: dict, flags: list[str], small: dict, large: dict | None) -> st
               f"**{runs['Ray, 2 actors']['inputs_per_s'] / two:.2f}** (target ≥ 0.85). Ray cluster start-up "
               f"({small['ray_cluster_start_s']} s) is not in the Ray row."]
     if large:
-        s = large["summary"]
+        s, k = large["summary"], large["kill"]
         lines += [
             "",
-            f"## {large['texts']:,} texts (3-40 words), 2 workers",
+            f"## {large['texts']:,} generated texts (3-12 words), 2 workers, killed mid-run and resumed",
             "",
-            f"{s['inputs_per_s']:.1f} inputs/s over {s['parts']} parts, {s['wall_s']:.0f} s. Resident memory: driver "
-            f"{s['driver_rss_mb']['start']:.0f} MB at start, {s['driver_rss_mb']['end']:.0f} MB at the end; workers "
-            + "; ".join(f"{w['rss_mb_first_part']:.0f} MB after their first part, {w['rss_mb_last_part']:.0f} MB after their last" for w in s["per_worker"])
+            f"The command was killed (SIGKILL to driver and workers) after {k['killed_after_s']:.0f} s with "
+            f"{k['parts_done_at_kill']} of {s['parts']} parts written; the same command rerun skipped {k['parts_resumed']} parts and ran "
+            f"{k['parts_rerun']} at {s['inputs_per_s']:.1f} inputs/s ({s['wall_s']:.0f} s). Result: all {large['texts']:,} ids present once, "
+            f"in input order: **{k['ids_complete_in_order']}**; {k['checked_rows']:,} sampled rows against `Embedder.encode`: max |diff| "
+            f"{k['max_abs_diff']:.1e}. (Byte-identical output after a kill is asserted by tests/test_bulk.py on 6,000 texts.)",
+            "",
+            f"Resident memory over the rerun: driver {s['driver_rss_mb']['start']:.0f} MB at start, {s['driver_rss_mb']['end']:.0f} MB at the end; "
+            + "; ".join(f"worker {w['worker']} {w['rss_mb_first_part']:.0f} MB after its first part, {w['rss_mb_last_part']:.0f} MB after its last ({w['parts']} parts)" for w in s["per_worker"])
             + ".",
-            "",
-            f"Killed (SIGKILL to driver and workers) with {large['kill']['parts_done_at_kill']} of {s['parts']} parts done; the rerun "
-            f"skipped {large['kill']['parts_resumed']} and ran {large['kill']['parts_rerun']}; output identical to the "
-            f"uninterrupted run: **{large['kill']['identical_to_uninterrupted']}**.",
         ]
     return "\n".join(lines)
 
@@ -193,7 +200,7 @@ def plot(small: dict, large: dict | None, path: Path) -> None:
         axes[0][1].set_xlabel("part")
         axes[0][1].set_ylabel("worker RSS after the part (MB)")
         axes[0][1].set_ylim(bottom=0)
-        axes[0][1].set_title(f"{large['texts']:,} texts: memory stays flat")
+        axes[0][1].set_title(f"{large['texts']:,} texts (rerun after a kill): worker memory")
         axes[0][1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -203,7 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=5000)
     parser.add_argument("--large", type=int, default=100_000, help="0 skips the large run")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--work", default=str(CACHE / "bulk-work"))
     args = parser.parse_args()
     env = environment()

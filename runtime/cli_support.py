@@ -80,7 +80,7 @@ def classify(err: BaseException, command: str | None) -> tuple[ExitCode, str]:
     if isinstance(err, BackendUnavailable):
         return ExitCode.UNAVAILABLE, message
     if isinstance(err, ModuleNotFoundError):
-        extra = EXTRAS.get(command or "")
+        extra = "ray" if (err.name or "").split(".")[0] == "ray" else EXTRAS.get(command or "")
         hint = f": pip install 'seaembed[{extra}]'" if extra else ""
         return ExitCode.UNAVAILABLE, f"needs the {err.name} package{hint}"
     if type(err).__name__ in ("CheckpointError", "ExportError"):

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from ..inputs import BadRowError, Row, read_rows
 from .encode import encode_stream
 from .plan import JobSettings, Part
@@ -73,8 +75,6 @@ class PartRunner:
             vectors.append(encoded.vectors)
             if report:
                 report(len(encoded.positions) + len(encoded.refused), sum(encoded.tokens))
-        import numpy as np
-
         matrix = np.concatenate(vectors) if vectors else np.empty((0, self.embedder.dim), np.float32)
         bad.sort(key=lambda b: b["line"])
         stats = {
