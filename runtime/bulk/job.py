@@ -85,6 +85,10 @@ def _finished(output: Path, plan: Plan) -> dict[int, dict]:
     return done
 
 
+def _write_manifest(output: Path, plan: Plan, done: dict[int, dict], new: list[dict]) -> None:
+    write_json_atomic(output / MANIFEST_FILE, {"parts_done": sorted([*done.values(), *new], key=lambda s: s["part"]), "parts": len(plan.parts)})
+
+
 def _per_worker(stats: list[dict]) -> list[dict]:
     grouped: dict[str, list[dict]] = defaultdict(list)
     for s in stats:
@@ -151,8 +155,8 @@ def embed_dataset(
     done = _finished(output, plan)
     todo = [p for p in plan.parts if p.index not in done]
     gpus = 1 if ray and backend in GPU_BACKENDS else 0
-    if not ray and workers is None:
-        workers = min(available_cpus(), DEFAULT_MAX_WORKERS)
+    if not ray and workers is None:  # one process drives a GPU; on CPUs one per core, within memory
+        workers = 1 if backend in GPU_BACKENDS else min(available_cpus(), DEFAULT_MAX_WORKERS)
     threads = threads_per_worker or max(1, available_cpus() // (workers or available_cpus()))
     bar = JobProgress(sum(p.rows for p in todo), progress)
     new: list[dict] = []
@@ -170,11 +174,12 @@ def embed_dataset(
             new.append(stats)
             if ray:
                 bar.update(stats["inputs"], stats["tokens"])
-            if time.perf_counter() - last_saved > 2 or len(new) == len(todo):
-                write_json_atomic(output / MANIFEST_FILE, {"parts_done": sorted([*done.values(), *new], key=lambda s: s["part"]), "parts": len(plan.parts)})
+            if time.perf_counter() - last_saved > 2:
+                _write_manifest(output, plan, done, new)
                 last_saved = time.perf_counter()
     finally:
         bar.close()
+        _write_manifest(output, plan, done, new)  # also after a failure: what is done so far
     wall = time.perf_counter() - started
     every = sorted([*done.values(), *new], key=lambda s: s["part"])
     bad = [b for s in every for b in s["bad"]]
