@@ -97,15 +97,15 @@ def classify(err: BaseException, command: str | None) -> tuple[ExitCode, str]:
 
 
 @contextmanager
-def stage(code: ExitCode, what: str) -> Iterator[None]:
-    """OSErrors (and engine load failures) inside become one-line errors of this kind."""
+def stage(code: ExitCode, what: str, engine_errors: bool = True) -> Iterator[None]:
+    """OSErrors (and, with engine_errors, ONNX Runtime/TensorRT failures) inside become one-line errors of this kind."""
     try:
         yield
     except OSError as err:
         where = f" {err.filename}" if err.filename else ""
         raise CliError(code, f"cannot {what}:{where} {err.strerror or err}") from err
     except Exception as err:
-        if _from_module(err, "onnxruntime", "tensorrt"):
+        if engine_errors and _from_module(err, "onnxruntime", "tensorrt"):
             raise CliError(code, f"cannot {what}: {_one_line(err)}") from err
         raise
 
@@ -203,7 +203,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise CliError(ExitCode.OUTPUT, f"cannot write {path}: it is a directory; pass a file name")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with stage(ExitCode.OUTPUT, f"write {path}"):
+        with stage(ExitCode.OUTPUT, f"write {path}", engine_errors=False):
             yield tmp
             os.replace(tmp, path)
     finally:
