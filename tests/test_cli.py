@@ -217,7 +217,13 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_output(tiny_bundle, tmp_path, co
     src = tmp_path / "big.txt"
     src.write_text("\n".join((corpus * 400)[:20000]))
     out = tmp_path / "out.npy"
-    process = subprocess.Popen([*COMMAND, "embed", str(tiny_bundle), "--input", str(src), "--output", str(out), "--progress", "on"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*COMMAND, "embed", str(tiny_bundle), "--input", str(src), "--output", str(out), "--progress", "on"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background runner may have inherited SIG_IGN
+    )
     first = process.stderr.readline()  # the first progress line: embedding has started
     assert "inputs/s" in first and "tokens/s" in first, first
     process.send_signal(signal.SIGINT)
