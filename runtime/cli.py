@@ -319,3 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(value, str) and value not in allowed:
             parser.error(f"{flag} {value!r} (from SEAEMBED_{flag.upper()}) is not one of {', '.join(allowed)}")
     return run_command(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
