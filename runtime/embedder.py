@@ -12,6 +12,7 @@ import numpy as np
 
 from .backends import Backend, BackendUnavailable, backend_candidates, backend_class
 from .batching import pad_batch, plan_batches
+from .inputs import reject_empty
 from .integrity import verify_files
 from .manifest import Manifest, load_manifest
 from .tokenizer import Tokenizer
@@ -99,9 +100,11 @@ class Embedder:
 
         normalize None follows the model (E5: L2-normalised); False gives the raw mean.
         truncate False raises InputTooLongError instead of cutting an input to max_tokens.
+        An empty string raises InvalidTextError: it has no embedding (the server and CLI refuse it too).
         """
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
+        reject_empty(items)
         if prompt_name is None:
             prompt_name = self.manifest.default_prompt_name
         out = np.empty((len(items), self.dim), dtype=np.float32)
