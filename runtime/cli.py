@@ -9,11 +9,13 @@ import re
 import sys
 from pathlib import Path
 
+from .backends import REGISTRY
 from .cli_support import CliParser, ExitCode, check_run_flags, positive_int, run_command, usage_error
 
-# Backend names without importing an engine; `auto` picks the fastest that loads.
-BACKENDS = ("cpu", "cuda", "tensorrt", "auto")
-PRECISIONS = ("fp32", "fp16", "int8")
+# Backend names from the registry (no engine is imported); `auto` picks the fastest that loads.
+BACKENDS = (*REGISTRY, "auto")
+# bf16: OpenVINO on CPUs with BF16 hardware (the export gates it only there)
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 
 
 def _bool(value: str) -> bool:
@@ -30,7 +32,7 @@ def _env(name: str, default=None):
 
 
 def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, default=_env("BACKEND", "cpu"), help="cpu, cuda, tensorrt or auto (fastest available) [SEAEMBED_BACKEND]")
+    p.add_argument("--backend", choices=BACKENDS, default=_env("BACKEND", "cpu"), help=f"{', '.join(BACKENDS)} (auto: the fastest available) [SEAEMBED_BACKEND]")
     p.add_argument("--precision", choices=PRECISIONS, default=_env("PRECISION"), help="artifact precision to run (default: best for the backend) [SEAEMBED_PRECISION]")
     p.add_argument("--threads", type=positive_int, default=_env("THREADS"), help="CPU threads for inference (default: all cores) [SEAEMBED_THREADS]")
     p.add_argument("--artifact", default=_env("ARTIFACT"), help="run this artifact by name (see `seaembed info`) [SEAEMBED_ARTIFACT]")
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a sentence-transformers checkpoint to a bundle (needs seaembed[export])")
     p.add_argument("model", nargs="?", default="aisingapore/SEA-LION-E5-Embedding-600M", help="local directory or hub id")
     p.add_argument("--out", required=True, help="bundle directory to write")
-    p.add_argument("--precision", action="append", default=[], help="fp32 (always built, plus its ORT-fused twin), fp16, int8 (dynamic + static QDQ, accuracy-gated); repeat or comma-separate")
+    p.add_argument("--precision", action="append", default=[], help="fp32 (always built, plus its ORT-fused twin), fp16, int8 (dynamic + static QDQ + OpenVINO INT8 when installed, accuracy-gated), bf16 (OpenVINO BF16, gated only on CPUs with BF16 hardware); repeat or comma-separate")
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to export")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle in --out")
     p.add_argument("--target", choices=["onnx", "tensorrt"], default="onnx", help="tensorrt: also build engines for this GPU from the fp16/int8 graphs")
