@@ -225,3 +225,50 @@ def test_a_build_older_than_its_sources_is_not_used(native, tmp_path, monkeypatc
     finally:
         monkeypatch.undo()
         native_module.cache_clear()
+
+
+def test_grapheme_table_is_generated_from_the_python_one():
+    """The C++ grapheme-break table and grapheme_data.py are one source of truth."""
+    import importlib.util
+
+    tool = native_engine.SOURCES.parents[2] / "tools" / "gen_grapheme_cpp.py"
+    if not tool.exists():
+        pytest.skip("tools/ is not installed with the package")
+    spec = importlib.util.spec_from_file_location("gen_grapheme_cpp", tool)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert (native_engine.SOURCES / "grapheme_table.h").read_text() == generator.render(), "run tools/gen_grapheme_cpp.py"
+
+
+def _encode_in_child(tokenizer, texts, expected, queue):
+    queue.put(tokenizer.encode_batch(texts) == expected)
+
+
+def test_a_forked_process_gets_its_own_threads(tiny_json, native, corpus):
+    """Server workers fork after loading: the parent's pool threads do not exist in the child."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork() on this platform")
+    tokenizer = Tokenizer.from_file(tiny_json, implementation="native", threads=2)
+    texts = corpus * 20
+    expected = tokenizer.encode_batch(texts)  # starts the parent's pool
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_encode_in_child, args=(tokenizer, texts, expected, queue))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the child hung or crashed encoding with a pool inherited through fork()"
+    assert queue.get(timeout=5)
+
+
+def test_concurrent_callers_get_their_own_results(pair, corpus):
+    """Server threads call one tokenizer at once: one gets the pool, the others encode serially."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    native_tok, python_tok = pair
+    batches = [[f"{i} {text}" for text in corpus * 6] for i in range(6)] + [[corpus[i]] for i in range(6)]
+    expected = [python_tok.encode_batch(b) for b in batches]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(native_tok.encode_batch, batches))
+    assert got == expected

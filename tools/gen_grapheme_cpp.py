@@ -49,7 +49,7 @@ def property_bytes() -> bytearray:
     return props
 
 
-def main() -> None:
+def render() -> str:
     props = property_bytes()
     blocks: dict[bytes, int] = {}
     stage1: list[int] = []
@@ -72,8 +72,12 @@ def main() -> None:
     for i in range(0, len(stage2), 32):
         lines.append("    " + ", ".join(str(v) for v in stage2[i : i + 32]) + ",")
     lines += ["};", "}  // namespace seatok::grapheme_table", ""]
-    TARGET.write_text("\n".join(lines))
-    print(f"wrote {TARGET}: {len(stage1)} stage-1 entries, {len(blocks)} distinct blocks")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    TARGET.write_text(render())
+    print(f"wrote {TARGET}")
 
 
 if __name__ == "__main__":
