@@ -1,6 +1,6 @@
-// CPython binding of the compiled tokenizer: `_native.compile(...)` builds the compact binary
-// form from what tokenizer_native.py extracts of a tokenizer.json, and `_native.Core` encodes
-// batches from it with the GIL released, on a pool of threads the Core owns.
+// The `_native` module: `Core`, a compiled tokenizer loaded from its binary form, encodes batches
+// with the GIL released on a pool of threads it owns; `compile` (compile_binding.cc) builds that
+// binary form from what compiled_form.py extracts of a tokenizer.json.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -19,10 +19,9 @@
 #define seatok_getpid getpid
 #endif
 
+#include "batch.h"
+#include "bindings.h"
 #include "compiled_format.h"
-#include "pipeline.h"
-#include "thread_pool.h"
-#include "utf8.h"
 
 #ifndef SEATOK_SOURCE_HASH
 #define SEATOK_SOURCE_HASH "unknown"
@@ -34,84 +33,6 @@ using namespace seatok;
 
 // Below this many characters in a batch, waking the pool costs more than it saves.
 constexpr Py_ssize_t kParallelMinChars = 2048;
-
-// ---- text conversion (no GIL needed: str objects are immutable and we hold references) ----
-
-struct TextError {
-    Py_ssize_t char_index = -1;  // position of a lone surrogate
-    uint32_t code_point = 0;
-};
-
-bool append_utf8_of(PyObject* text, std::string& out, TextError& error) {
-    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const void* data = PyUnicode_DATA(text);
-    if (PyUnicode_IS_ASCII(text)) {
-        out.append(static_cast<const char*>(data), static_cast<size_t>(n));
-        return true;
-    }
-    const int kind = PyUnicode_KIND(text);
-    out.reserve(out.size() + static_cast<size_t>(n) * (kind == PyUnicode_1BYTE_KIND ? 2 : 4));
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        char32_t cp = PyUnicode_READ(kind, data, i);
-        if (cp >= 0xD800 && cp <= 0xDFFF) {
-            error.char_index = i;
-            error.code_point = cp;
-            return false;
-        }
-        append_utf8(out, cp);
-    }
-    return true;
-}
-
-// ---- Core ----
-
-struct BatchItem {
-    EncodeResult::Status status = EncodeResult::kOk;
-    bool truncated = false;
-    bool exact = true;
-    int64_t n_tokens = 0;
-    TextError text_error;
-    bool failed = false;  // out of memory inside the core
-    uint32_t worker = 0;  // the ids are arenas[worker][offset, offset + length)
-    size_t offset = 0, length = 0;
-};
-
-// What one thread needs to encode a share of a batch: its scratch and the arena its ids go to.
-struct Worker {
-    Scratch scratch;
-    EncodeResult result;
-    std::vector<int32_t> arena;
-};
-
-struct Batch {
-    const std::vector<PyObject*>& texts;
-    std::string_view prompt;
-    EncodeOptions options;
-    std::vector<BatchItem> items;
-    std::vector<Worker>* workers;  // kept by the Core between calls, so warm buffers are reused
-
-    const int32_t* ids(const BatchItem& item) const { return (*workers)[item.worker].arena.data() + item.offset; }
-};
-
-void encode_item(const Pipeline& pipeline, Batch& batch, size_t i, uint32_t worker_index) {
-    Worker& worker = (*batch.workers)[worker_index];
-    BatchItem& item = batch.items[i];
-    try {
-        worker.scratch.text.assign(batch.prompt);
-        if (!append_utf8_of(batch.texts[i], worker.scratch.text, item.text_error)) return;
-        pipeline.encode(worker.scratch.text, batch.options, worker.result, worker.scratch);
-        item.status = worker.result.status;
-        item.truncated = worker.result.truncated;
-        item.exact = worker.result.exact;
-        item.n_tokens = worker.result.n_tokens;
-        item.worker = worker_index;
-        item.offset = worker.arena.size();
-        item.length = worker.result.ids.size();
-        worker.arena.insert(worker.arena.end(), worker.result.ids.begin(), worker.result.ids.end());
-    } catch (const std::exception&) {
-        item.failed = true;
-    }
-}
 
 struct CoreObject {
     PyObject_HEAD
@@ -174,32 +95,16 @@ PyObject* Core_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     return reinterpret_cast<PyObject*>(self);
 }
 
-void encode_parallel(CoreObject* self, Batch& batch) {
-    const Pipeline& pipeline = self->compiled->pipeline;
+// The Core's pool, created on first use, again after threads changed, and again in a child
+// after fork() (the parent's threads do not exist there).
+ThreadPool* pool_of(CoreObject* self) {
     const long pid = static_cast<long>(seatok_getpid());
     if (!self->pool || self->pool_pid != pid || self->pool->size() != self->threads) {
         if (self->pool && self->pool_pid == pid) delete self->pool;  // a forked child's copy is abandoned
         self->pool = new ThreadPool(self->threads);
         self->pool_pid = pid;
     }
-    const size_t n = batch.items.size();
-    const size_t chunk = std::clamp<size_t>(n / (static_cast<size_t>(self->pool->size()) * 16), 1, 64);
-    std::atomic<size_t> next{0};
-    batch.workers = self->pool_workers;
-    batch.workers->resize(static_cast<size_t>(self->pool->size()));
-    for (Worker& worker : *batch.workers) worker.arena.clear();
-    self->pool->run([&](int worker) {
-        for (;;) {
-            const size_t begin = next.fetch_add(chunk);
-            if (begin >= n) return;
-            for (size_t i = begin; i < std::min(n, begin + chunk); ++i) encode_item(pipeline, batch, i, static_cast<uint32_t>(worker));
-        }
-    });
-}
-
-void encode_serial(Batch& batch, const Pipeline& pipeline) {
-    (*batch.workers)[0].arena.clear();
-    for (size_t i = 0; i < batch.items.size(); ++i) encode_item(pipeline, batch, i, 0);
+    return self->pool;
 }
 
 PyObject* error_tuple(Py_ssize_t index, const char* kind, PyObject* a, PyObject* b) {
@@ -209,59 +114,6 @@ PyObject* error_tuple(Py_ssize_t index, const char* kind, PyObject* a, PyObject*
         return nullptr;
     }
     return Py_BuildValue("(OO(nsNN))", Py_None, Py_None, index, kind, a, b);
-}
-
-PyObject* ids_lists(const Batch& batch) {
-    PyObject* out = PyList_New(static_cast<Py_ssize_t>(batch.items.size()));
-    if (!out) return nullptr;
-    for (size_t i = 0; i < batch.items.size(); ++i) {
-        const BatchItem& item = batch.items[i];
-        const int32_t* ids = batch.ids(item);
-        PyObject* row = PyList_New(static_cast<Py_ssize_t>(item.length));
-        if (!row) {
-            Py_DECREF(out);
-            return nullptr;
-        }
-        for (size_t j = 0; j < item.length; ++j) {
-            PyObject* value = PyLong_FromLong(ids[j]);
-            if (!value) {
-                Py_DECREF(row);
-                Py_DECREF(out);
-                return nullptr;
-            }
-            PyList_SET_ITEM(row, static_cast<Py_ssize_t>(j), value);
-        }
-        PyList_SET_ITEM(out, static_cast<Py_ssize_t>(i), row);
-    }
-    return out;
-}
-
-// (input_ids, attention_mask, rows, width): two bytearrays of row-major int64, right-padded.
-PyObject* padded_arrays(const Batch& batch, int32_t pad_id) {
-    size_t width = 0;
-    for (const BatchItem& item : batch.items) width = std::max(width, item.length);
-    const size_t rows = batch.items.size();
-    PyObject* ids_buffer = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(rows * width * 8));
-    PyObject* mask_buffer = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(rows * width * 8));
-    if (!ids_buffer || !mask_buffer) {
-        Py_XDECREF(ids_buffer);
-        Py_XDECREF(mask_buffer);
-        return nullptr;
-    }
-    auto* ids = reinterpret_cast<int64_t*>(PyByteArray_AS_STRING(ids_buffer));
-    auto* mask = reinterpret_cast<int64_t*>(PyByteArray_AS_STRING(mask_buffer));
-    for (size_t row = 0; row < rows; ++row) {
-        const BatchItem& item = batch.items[row];
-        const int32_t* source = batch.ids(item);
-        int64_t* id_row = ids + row * width;
-        int64_t* mask_row = mask + row * width;
-        for (size_t j = 0; j < width; ++j) {
-            const bool real = j < item.length;
-            id_row[j] = real ? source[j] : pad_id;
-            mask_row[j] = real;
-        }
-    }
-    return Py_BuildValue("(NNnn)", ids_buffer, mask_buffer, static_cast<Py_ssize_t>(rows), static_cast<Py_ssize_t>(width));
 }
 
 // encode(texts, prompt, max_tokens, truncate, keep_end, add_special_tokens, padded)
@@ -314,7 +166,10 @@ PyObject* Core_encode(CoreObject* self, PyObject* args) {
     std::vector<Worker> own_workers;
     Py_BEGIN_ALLOW_THREADS
     if (self->threads > 1 && strings.size() > 1 && total_chars >= kParallelMinChars && pool_lock.try_lock()) {
-        encode_parallel(self, batch);
+        ThreadPool* pool = pool_of(self);
+        batch.workers = self->pool_workers;
+        batch.workers->resize(static_cast<size_t>(pool->size()));
+        encode_batch(batch, self->compiled->pipeline, pool);
     } else {  // one thread: the Core's warm buffers when free, else this call's own
         if (serial_lock.try_lock()) {
             batch.workers = self->serial_workers;
@@ -322,7 +177,7 @@ PyObject* Core_encode(CoreObject* self, PyObject* args) {
             own_workers.resize(1);
             batch.workers = &own_workers;
         }
-        encode_serial(batch, self->compiled->pipeline);
+        encode_batch(batch, self->compiled->pipeline, nullptr);
     }
     Py_END_ALLOW_THREADS
     for (PyObject* text : strings) Py_DECREF(text);
@@ -455,194 +310,8 @@ PyGetSetDef Core_getset[] = {
 
 PyTypeObject CoreType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
-// ---- compile ----
-
-bool parse_int_list(PyObject* list, std::vector<int32_t>& out) {
-    PyObject* sequence = PySequence_Fast(list, "expected a list of ints");
-    if (!sequence) return false;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); ++i) {
-        long value = PyLong_AsLong(PySequence_Fast_GET_ITEM(sequence, i));
-        if (value == -1 && PyErr_Occurred()) {
-            Py_DECREF(sequence);
-            return false;
-        }
-        out.push_back(static_cast<int32_t>(value));
-    }
-    Py_DECREF(sequence);
-    return true;
-}
-
-bool parse_normalizer(PyObject* spec, NormalizerStep& step) {
-    const char* kind = PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0)) : nullptr;
-    if (!kind) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a step starts with its kind, a str");
-        return false;
-    }
-    std::string name(kind);
-    const char *a = nullptr, *b = nullptr;
-    Py_ssize_t a_len = 0, b_len = 0;
-    int left = 0, right = 0;
-    unsigned int run_min = 1, run_max = 0;
-    if (name == "precompiled") {
-        if (!PyArg_ParseTuple(spec, "sy#", &kind, &a, &a_len)) return false;
-        step.kind = NormalizerStep::kPrecompiled;
-        step.pattern.assign(a, static_cast<size_t>(a_len));
-    } else if (name == "strip") {
-        if (!PyArg_ParseTuple(spec, "spp", &kind, &left, &right)) return false;
-        step.kind = NormalizerStep::kStrip;
-        step.strip_left = left;
-        step.strip_right = right;
-    } else if (name == "replace_literal") {
-        if (!PyArg_ParseTuple(spec, "ss#s#", &kind, &a, &a_len, &b, &b_len)) return false;
-        step.kind = NormalizerStep::kReplaceLiteral;
-        step.pattern.assign(a, static_cast<size_t>(a_len));
-        step.content.assign(b, static_cast<size_t>(b_len));
-    } else if (name == "replace_run") {
-        if (!PyArg_ParseTuple(spec, "ss#IIs#", &kind, &a, &a_len, &run_min, &run_max, &b, &b_len)) return false;
-        step.kind = NormalizerStep::kReplaceRun;
-        step.pattern.assign(a, static_cast<size_t>(a_len));
-        step.run_min = run_min;
-        step.run_max = run_max;
-        step.content.assign(b, static_cast<size_t>(b_len));
-    } else {
-        PyErr_Format(PyExc_ValueError, "unknown normaliser step %s", kind);
-        return false;
-    }
-    if ((step.kind == NormalizerStep::kReplaceLiteral || step.kind == NormalizerStep::kReplaceRun) && (step.pattern.empty() || step.run_min == 0)) {
-        PyErr_SetString(PyExc_ValueError, "a Replace step needs a non-empty pattern and a minimum run of at least 1");
-        return false;
-    }
-    return true;
-}
-
-bool parse_pre_tokenizer(PyObject* spec, PreTokenizerStep& step) {
-    const char* kind = PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0)) : nullptr;
-    if (!kind) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a step starts with its kind, a str");
-        return false;
-    }
-    std::string name(kind);
-    if (name == "metaspace") {
-        const char* replacement;
-        Py_ssize_t length;
-        unsigned int scheme;
-        int split;
-        if (!PyArg_ParseTuple(spec, "ss#Ip", &kind, &replacement, &length, &scheme, &split)) return false;
-        if (scheme > PreTokenizerStep::kNever) {
-            PyErr_Format(PyExc_ValueError, "unknown Metaspace scheme %u", scheme);
-            return false;
-        }
-        step.kind = PreTokenizerStep::kMetaspace;
-        step.replacement.assign(replacement, static_cast<size_t>(length));
-        step.scheme = static_cast<PreTokenizerStep::Scheme>(scheme);
-        step.split = split;
-    } else if (name == "whitespace_split") {
-        step.kind = PreTokenizerStep::kWhitespaceSplit;
-    } else {
-        PyErr_Format(PyExc_ValueError, "unknown pre-tokenizer step %s", kind);
-        return false;
-    }
-    return true;
-}
-
-template <typename Step, typename Parse>
-bool parse_steps(PyObject* list, std::vector<Step>& out, Parse parse) {
-    PyObject* sequence = PySequence_Fast(list, "expected a list of tuples");
-    if (!sequence) return false;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); ++i) {
-        PyObject* spec = PySequence_Fast_GET_ITEM(sequence, i);
-        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) == 0) {
-            PyErr_SetString(PyExc_TypeError, "each step is a non-empty tuple");
-            Py_DECREF(sequence);
-            return false;
-        }
-        Step step;
-        if (!parse(spec, step)) {
-            Py_DECREF(sequence);
-            return false;
-        }
-        out.push_back(std::move(step));
-    }
-    Py_DECREF(sequence);
-    return true;
-}
-
-// compile(pieces, scores, unk_id, normalizers, pre_tokenizers, added_tokens, prefix_ids,
-//         suffix_ids, pad_id, vocab_size, source_sha256) -> bytes
-PyObject* native_compile(PyObject*, PyObject* args) {
-    PyObject *pieces, *scores, *normalizers, *pre_tokenizers, *added, *prefix, *suffix;
-    int unk_id, pad_id;
-    long long vocab_size;
-    const char* sha;
-    Py_ssize_t sha_len;
-    if (!PyArg_ParseTuple(args, "OOiOOOOOiLy#", &pieces, &scores, &unk_id, &normalizers, &pre_tokenizers, &added, &prefix, &suffix,
-                          &pad_id, &vocab_size, &sha, &sha_len)) {
-        return nullptr;
-    }
-    CompileInput input;
-    input.unk_id = unk_id;
-    input.pad_id = pad_id;
-    input.vocab_size = vocab_size;
-    input.source_sha256.assign(sha, static_cast<size_t>(sha_len));
-    PyObject* piece_seq = PySequence_Fast(pieces, "pieces must be a list of str");
-    PyObject* score_seq = piece_seq ? PySequence_Fast(scores, "scores must be a list of float") : nullptr;
-    if (!score_seq) {
-        Py_XDECREF(piece_seq);
-        return nullptr;
-    }
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(piece_seq);
-    bool ok = n == PySequence_Fast_GET_SIZE(score_seq);
-    if (!ok) PyErr_SetString(PyExc_ValueError, "pieces and scores differ in length");
-    input.pieces.resize(static_cast<size_t>(ok ? n : 0));
-    input.scores.resize(static_cast<size_t>(ok ? n : 0));
-    for (Py_ssize_t i = 0; ok && i < n; ++i) {
-        Py_ssize_t size;
-        const char* utf8 = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(piece_seq, i), &size);
-        if (utf8) {
-            input.pieces[static_cast<size_t>(i)].assign(utf8, static_cast<size_t>(size));
-        } else if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            PyErr_Clear();  // a piece with a lone surrogate can never match valid text
-        } else {
-            ok = false;
-        }
-        double score = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(score_seq, i));
-        if (score == -1.0 && PyErr_Occurred()) ok = false;
-        input.scores[static_cast<size_t>(i)] = score;
-    }
-    Py_DECREF(piece_seq);
-    Py_DECREF(score_seq);
-    if (!ok || !parse_steps(normalizers, input.normalizers, parse_normalizer) ||
-        !parse_steps(pre_tokenizers, input.pre_tokenizers, parse_pre_tokenizer) || !parse_int_list(prefix, input.prefix_ids) ||
-        !parse_int_list(suffix, input.suffix_ids)) {
-        return nullptr;
-    }
-    PyObject* added_seq = PySequence_Fast(added, "added_tokens must be a list of tuples");
-    if (!added_seq) return nullptr;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(added_seq); ++i) {
-        const char* content;
-        Py_ssize_t length;
-        int id, lstrip, rstrip, normalized;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(added_seq, i), "s#ippp", &content, &length, &id, &lstrip, &rstrip, &normalized)) {
-            Py_DECREF(added_seq);
-            return nullptr;
-        }
-        if (length == 0) {
-            Py_DECREF(added_seq);
-            PyErr_Format(PyExc_ValueError, "added token %d has empty content", id);
-            return nullptr;
-        }
-        input.added_tokens.push_back({std::string(content, static_cast<size_t>(length)), id, lstrip != 0, rstrip != 0, normalized != 0});
-    }
-    Py_DECREF(added_seq);
-    std::string compiled;
-    Py_BEGIN_ALLOW_THREADS
-    compiled = write_compiled(input);
-    Py_END_ALLOW_THREADS
-    return PyBytes_FromStringAndSize(compiled.data(), static_cast<Py_ssize_t>(compiled.size()));
-}
-
 PyMethodDef module_methods[] = {
-    {"compile", native_compile, METH_VARARGS, "Build the compact binary form of a validated tokenizer description."},
+    {"compile", compile_tokenizer, METH_VARARGS, "Build the compact binary form of a validated tokenizer description."},
     {nullptr, nullptr, 0, nullptr},
 };
 
