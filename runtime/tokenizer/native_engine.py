@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+
+from . import compiled_form
+from .spec import TokenizerSpec
+
+log = logging.getLogger("seaembed")
 
 SOURCES = Path(__file__).resolve().with_name("native")
 
@@ -72,3 +78,25 @@ class NativeEngine:
 
     def clear_cache(self) -> None:
         """The compiled core keeps no word cache: every call segments afresh."""
+
+
+def load_compiled(native: ModuleType, path: Path, sha256: str, max_tokens: int, threads: int) -> NativeEngine | None:
+    """The engine from a binary form of `path` (beside it, or in the cache), or None if there is none."""
+    for candidate in compiled_form.candidates(native, path, sha256):
+        try:
+            core = native.Core(compiled_form.map_file(candidate), threads, bytes.fromhex(sha256))
+        except (OSError, ValueError) as err:  # truncated, corrupt, or compiled from another file
+            log.info("ignoring compiled tokenizer %s: %s", candidate, err)
+            continue
+        return NativeEngine(core, max_tokens)
+    return None
+
+
+def compile_engine(native: ModuleType, spec: TokenizerSpec, sha256: str | None, max_tokens: int, threads: int) -> NativeEngine:
+    """The engine compiled from a parsed tokenizer.json, kept in the cache when its sha256 is known.
+
+    Raises compiled_form.NativeUnsupported for what only the Python reference implements.
+    """
+    blob = compiled_form.compile_spec(native, spec, sha256 or "0" * 64)
+    buffer = compiled_form.store(native, sha256, blob) if sha256 else compiled_form.in_memory(blob)
+    return NativeEngine(native.Core(buffer, threads), max_tokens)

@@ -25,9 +25,9 @@ import numpy as np
 
 from ..cpus import available_cpus
 from ..integrity import sha256_file
-from . import compiled_form
+from .compiled_form import NativeUnsupported
 from .errors import InputTooLongError, InvalidTextError, TokenizerConfigError
-from .native_engine import NativeEngine, native_module
+from .native_engine import NativeEngine, compile_engine, load_compiled, native_module
 from .python_engine import PythonEngine
 from .spec import TokenizerSpec
 
@@ -73,15 +73,12 @@ def _read_spec(path: Path) -> TokenizerSpec:
         return TokenizerSpec.parse(json.loads(handle.read()))
 
 
-def _engine_from_spec(spec: TokenizerSpec, native, sha256: str | None, max_tokens: int, threads: int | None, path: Path | None):
+def _engine_from_spec(spec: TokenizerSpec, native, sha256: str | None, max_tokens: int, threads: int | None):
     if native is not None:
         try:
-            blob = compiled_form.compile_spec(native, spec, sha256 or "0" * 64)
-        except compiled_form.NativeUnsupported as err:
+            return compile_engine(native, spec, sha256, max_tokens, threads or available_cpus())
+        except NativeUnsupported as err:
             _log_fallback(f"the compiled core does not implement {err}")
-        else:
-            buffer = compiled_form.store(native, sha256, blob) if sha256 and path else compiled_form.in_memory(blob)
-            return NativeEngine(native.Core(buffer, threads or available_cpus()), max_tokens)
     return PythonEngine(spec, max_tokens)
 
 
@@ -97,7 +94,7 @@ class Tokenizer:
         threads: int | None = None,
     ):
         with _gc_paused():
-            engine = _engine_from_spec(TokenizerSpec.parse(spec), _use_native(implementation), None, max_tokens, threads, None)
+            engine = _engine_from_spec(TokenizerSpec.parse(spec), _use_native(implementation), None, max_tokens, threads)
         self._setup(engine, max_tokens, prompts)
 
     @classmethod
@@ -121,17 +118,10 @@ class Tokenizer:
         engine = None
         if native is not None:
             sha256 = sha256 or sha256_file(path)
-            for candidate in compiled_form.candidates(native, path, sha256):
-                try:
-                    core = native.Core(compiled_form.map_file(candidate), threads or available_cpus(), bytes.fromhex(sha256))
-                except (OSError, ValueError) as err:
-                    log.info("ignoring compiled tokenizer %s: %s", candidate, err)
-                    continue
-                engine = NativeEngine(core, max_tokens)
-                break
+            engine = load_compiled(native, path, sha256, max_tokens, threads or available_cpus())
         if engine is None:
             with _gc_paused():
-                engine = _engine_from_spec(_read_spec(path), native, sha256, max_tokens, threads, path)
+                engine = _engine_from_spec(_read_spec(path), native, sha256, max_tokens, threads)
         tokenizer = cls.__new__(cls)
         tokenizer._setup(engine, max_tokens, prompts)
         return tokenizer
