@@ -59,7 +59,7 @@ void encode_batch(Batch& batch, const Pipeline& pipeline, ThreadPool* pool) {
         return;
     }
     // Texts are handed out in small chunks: lengths vary, so fixed shares would leave a thread idle.
-    const size_t chunk = std::clamp<size_t>(n / (static_cast<size_t>(pool->size()) * 16), 1, 64);
+    const size_t chunk = std::clamp<size_t>(n / (static_cast<size_t>(pool->size()) * 64), 1, 16);
     std::atomic<size_t> next{0};
     pool->run([&](int worker) {
         for (;;) {

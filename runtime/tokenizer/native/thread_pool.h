@@ -1,6 +1,7 @@
 // A small fixed pool for batch encoding: the calling thread works too, so a pool of n runs
 // n - 1 workers. One job at a time; the owner serialises callers.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -28,9 +29,9 @@ private:
     std::mutex mutex_;
     std::condition_variable wake_, done_;
     const std::function<void(int)>* job_ = nullptr;
-    uint64_t generation_ = 0;
-    int pending_ = 0;
-    bool stopping_ = false;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stopping_{false};
 };
 
 }  // namespace seatok
