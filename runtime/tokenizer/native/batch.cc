@@ -70,7 +70,7 @@ void encode_batch(Batch& batch, const Pipeline& pipeline, ThreadPool* pool) {
     });
 }
 
-PyObject* ids_lists(const Batch& batch) {
+PyObject* ids_lists(const Batch& batch, std::vector<PyObject*>& int_objects) {
     PyObject* out = PyList_New(static_cast<Py_ssize_t>(batch.items.size()));
     if (!out) return nullptr;
     for (size_t i = 0; i < batch.items.size(); ++i) {
@@ -82,11 +82,22 @@ PyObject* ids_lists(const Batch& batch) {
             return nullptr;
         }
         for (size_t j = 0; j < item.length; ++j) {
-            PyObject* value = PyLong_FromLong(ids[j]);
-            if (!value) {
-                Py_DECREF(row);
-                Py_DECREF(out);
-                return nullptr;
+            const int32_t id = ids[j];
+            const bool cacheable = id >= 0 && static_cast<size_t>(id) < int_objects.size();
+            PyObject* value = cacheable ? int_objects[static_cast<size_t>(id)] : nullptr;
+            if (value) {
+                Py_INCREF(value);
+            } else {
+                value = PyLong_FromLong(id);
+                if (!value) {
+                    Py_DECREF(row);
+                    Py_DECREF(out);
+                    return nullptr;
+                }
+                if (cacheable) {
+                    Py_INCREF(value);
+                    int_objects[static_cast<size_t>(id)] = value;
+                }
             }
             PyList_SET_ITEM(row, static_cast<Py_ssize_t>(j), value);
         }

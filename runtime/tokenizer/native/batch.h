@@ -50,8 +50,9 @@ struct Batch {
 // Encodes every item, on `pool` when given (the caller is one of its threads), else serially.
 void encode_batch(Batch& batch, const Pipeline& pipeline, ThreadPool* pool);
 
-// list[list[int]] of the batch's ids.
-PyObject* ids_lists(const Batch& batch);
+// list[list[int]] of the batch's ids. int_objects caches one Python int per id (filled on first
+// use, owned by the caller): rows then share them instead of allocating an int per token.
+PyObject* ids_lists(const Batch& batch, std::vector<PyObject*>& int_objects);
 // (input_ids, attention_mask, rows, width): two bytearrays of row-major int64, right-padded.
 PyObject* padded_arrays(const Batch& batch, int32_t pad_id);
 

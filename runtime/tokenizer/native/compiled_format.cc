@@ -214,6 +214,7 @@ std::string load_compiled(std::string_view data, std::string_view expected_sha25
     const double unk_score = config.f64();
     out.pad_id = config.i32();
     out.vocab_size = config.i64();
+    if (out.vocab_size < 0 || out.vocab_size > (int64_t{1} << 26)) return "compiled tokenizer config is malformed";
     for (auto* ids : {&out.pipeline.prefix_ids, &out.pipeline.suffix_ids}) {
         uint32_t count = config.u32();
         if (!config.ok() || count > 64) return "compiled tokenizer config is malformed";

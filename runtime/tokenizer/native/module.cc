@@ -46,6 +46,7 @@ struct CoreObject {
     std::vector<Worker>* pool_workers;  // guarded by pool_mutex
     std::mutex* serial_mutex;
     std::vector<Worker>* serial_workers;  // guarded by serial_mutex
+    std::vector<PyObject*>* int_objects;  // one Python int per id, made on first use; GIL-guarded
 };
 
 void Core_dealloc(CoreObject* self) {
@@ -55,6 +56,10 @@ void Core_dealloc(CoreObject* self) {
     delete self->pool_workers;
     delete self->serial_mutex;
     delete self->serial_workers;
+    if (self->int_objects) {
+        for (PyObject* value : *self->int_objects) Py_XDECREF(value);
+        delete self->int_objects;
+    }
     delete self->compiled;
     if (self->has_view) PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
@@ -78,6 +83,7 @@ PyObject* Core_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     self->pool_workers = new std::vector<Worker>();
     self->serial_mutex = new std::mutex();
     self->serial_workers = new std::vector<Worker>(1);
+    self->int_objects = new std::vector<PyObject*>();
     self->threads = std::max(1, threads);
     if (PyObject_GetBuffer(buffer, &self->view, PyBUF_SIMPLE) < 0) {
         Py_DECREF(self);
@@ -216,7 +222,8 @@ PyObject* Core_encode(CoreObject* self, PyObject* args) {
     }
     // Thousands of new lists would trigger the cyclic GC again and again; they cannot form cycles.
     const int gc_was_enabled = PyGC_Disable();
-    PyObject* ids = padded ? padded_arrays(batch, self->compiled->pad_id) : ids_lists(batch);
+    if (!padded && self->int_objects->empty()) self->int_objects->assign(static_cast<size_t>(std::max<int64_t>(0, self->compiled->vocab_size)), nullptr);
+    PyObject* ids = padded ? padded_arrays(batch, self->compiled->pad_id) : ids_lists(batch, *self->int_objects);
     if (gc_was_enabled) PyGC_Enable();
     if (!ids) {
         Py_DECREF(truncated);
