@@ -31,7 +31,9 @@ struct BatchItem {
 };
 
 // What one thread needs to encode a share of a batch: its scratch and the arena its ids go to.
-struct Worker {
+// Cache-line aligned: neighbouring workers live side by side in one vector, and one thread's
+// writes to its arena must not invalidate the line holding the next one's scratch.
+struct alignas(64) Worker {
     Scratch scratch;
     EncodeResult result;
     std::vector<int32_t> arena;
