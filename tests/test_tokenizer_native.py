@@ -272,3 +272,17 @@ def test_concurrent_callers_get_their_own_results(pair, corpus):
     with ThreadPoolExecutor(max_workers=6) as pool:
         got = list(pool.map(native_tok.encode_batch, batches))
     assert got == expected
+
+
+@pytest.mark.parametrize("scheme", ["first", "never", "always"])
+def test_metaspace_prepend_schemes_match_tokenizers(tiny_json, native, scheme):
+    """XLM-R prepends '▁' always; the other schemes depend on which segment comes first."""
+    from tokenizers import Tokenizer as RustTokenizer
+
+    spec = json.loads(tiny_json.read_text())
+    spec["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": True}
+    reference = RustTokenizer.from_str(json.dumps(spec))
+    texts = ["hello world", "<mask> hello", "hello <mask> world", "<s>hello</s> world", " <mask>x <mask> y", "\u200b<mask>a", "a  b"]
+    expected = [reference.encode(t).ids for t in texts]
+    for impl in ("native", "python"):
+        assert Tokenizer(spec, max_tokens=512, implementation=impl).encode_batch(texts) == expected, impl

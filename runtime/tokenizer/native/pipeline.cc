@@ -30,12 +30,12 @@ void Pipeline::content_ids(std::string_view text, std::vector<int32_t>& ids, Scr
         for (const Segment& segment : scratch.normalized_segments) {
             if (segment.id >= 0) {
                 ids.push_back(segment.id);
-                continue;
+            } else {
+                pre_tokenizer.run(normalized.substr(segment.start, segment.end - segment.start), first, scratch.words, scratch.words_buffer);
+                for (size_t w = 0; w < scratch.words.size(); ++w) model.tokenize(scratch.words[w], ids, scratch.viterbi);
             }
-            pre_tokenizer.run(normalized.substr(segment.start, segment.end - segment.start), first, scratch.words, scratch.words_buffer);
-            for (size_t w = 0; w < scratch.words.size(); ++w) model.tokenize(scratch.words[w], ids, scratch.viterbi);
+            first = false;  // only the text's first segment is the "first" section (Metaspace)
         }
-        first = false;
     }
 }
 
