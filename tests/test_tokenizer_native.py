@@ -286,3 +286,41 @@ def test_metaspace_prepend_schemes_match_tokenizers(tiny_json, native, scheme):
     expected = [reference.encode(t).ids for t in texts]
     for impl in ("native", "python"):
         assert Tokenizer(spec, max_tokens=512, implementation=impl).encode_batch(texts) == expected, impl
+
+
+def _variant(spec: dict, name: str) -> dict:
+    """tokenizer.json variations beyond XLM-R's defaults, each supported by both implementations."""
+    precompiled = spec["normalizer"]["normalizers"][0] if spec["normalizer"]["type"] == "Sequence" else spec["normalizer"]
+    if name == "strip-both":
+        spec["normalizer"] = {"type": "Sequence", "normalizers": [precompiled, {"type": "Strip", "strip_left": True, "strip_right": True}]}
+    elif name == "replace-string":
+        spec["normalizer"] = {"type": "Replace", "pattern": {"String": "ab"}, "content": "\u2581x"}
+    elif name == "no-normalizer":
+        spec["normalizer"] = None
+    elif name == "metaspace-no-split":
+        spec["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": False}
+    elif name == "whitespace-split-only":
+        spec["pre_tokenizer"] = {"type": "WhitespaceSplit"}
+    elif name == "no-pre-tokenizer":
+        spec["pre_tokenizer"] = None
+    elif name == "added-token-strips":
+        for token in spec["added_tokens"]:
+            token.update(lstrip=True, rstrip=True, normalized=token["content"] == "</s>")
+    return spec
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["strip-both", "replace-string", "no-normalizer", "metaspace-no-split", "whitespace-split-only", "no-pre-tokenizer", "added-token-strips"],
+)
+def test_pipeline_variants_match_tokenizers(tiny_json, native, corpus, variant):
+    from tokenizers import Tokenizer as RustTokenizer
+
+    spec = _variant(json.loads(tiny_json.read_text()), variant)
+    reference = RustTokenizer.from_str(json.dumps(spec))
+    texts = corpus + ["  ab  cab ", "x </s>  y", "a\u3000<s>\tb", "<mask>", " \u2581 a", "\r\n", "ﬁ\u0301 １２ ab"]
+    expected = [reference.encode(t).ids for t in texts]
+    for impl in ("native", "python"):
+        got = Tokenizer(spec, max_tokens=512, implementation=impl).encode_batch(texts)
+        bad = [(t, g, e) for t, g, e in zip(texts, got, expected, strict=True) if g != e]
+        assert not bad, (impl, bad[:3])
