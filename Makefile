@@ -7,7 +7,8 @@ PYTHON ?= python3
 TORCH  ?= torch==2.13.0
 PY      = $(VENV)/bin/python
 
-$(VENV)/.installed: pyproject.toml
+# setup.py and the C++ sources too: `pip install -e .` is what compiles the tokenizer core.
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/tokenizer/native/*.cc runtime/tokenizer/native/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "$(TORCH)"

@@ -50,7 +50,10 @@ class Embedder:
         if verify:
             verify_files(bundle_dir, {manifest.tokenizer["file"]: manifest.tokenizer["sha256"]})
         tokenizer = Tokenizer.from_file(
-            bundle_dir / manifest.tokenizer["file"], max_tokens=manifest.max_tokens, prompts=manifest.prompts
+            bundle_dir / manifest.tokenizer["file"],
+            max_tokens=manifest.max_tokens,
+            prompts=manifest.prompts,
+            sha256=manifest.tokenizer["sha256"] if verify else None,  # just checked: no need to hash it again
         )
         engine = _load_backend(bundle_dir, manifest, backend, precision, threads, verify, artifact)
         return cls(bundle_dir, manifest, tokenizer, engine)
@@ -111,9 +114,8 @@ class Embedder:
         chunks = [range(s, min(s + _CHUNK_TEXTS, len(items))) for s in range(0, len(items), _CHUNK_TEXTS)]
 
         def tokenize(chunk: range) -> list[list[int]]:
-            return [
-                self.tokenizer.encode(items[i], prompt_name=prompt_name, truncate=truncate, index=i) for i in chunk
-            ]
+            texts = items[chunk.start : chunk.stop]
+            return self.tokenizer.encode_batch(texts, prompt_name=prompt_name, truncate=truncate, first_index=chunk.start)
 
         if len(chunks) == 1:  # one chunk: nothing to overlap, so no thread on the latency path
             out[:] = self.embed_ids(tokenize(chunks[0]), batch_size, normalize, max_batch_tokens)
