@@ -89,7 +89,7 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
     return _onnx_artifact(f"onnx-{precision}{'-ort' if fused else ''}", precision, out_dir, graph_file, arch.hidden, stats, details)
 
 
-def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hidden: int, stats: dict, details: dict) -> Artifact:
+def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hidden: int, stats: dict, details: dict, opset: int = OPSET) -> Artifact:
     """The manifest entry of a graph saved as graph_file + graph_file.data."""
     inputs, outputs = _io_spec(hidden)
     return Artifact(
@@ -100,7 +100,7 @@ def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hi
         sha256=_files_sha(out_dir, graph_file, graph_file + ".data"),
         inputs=inputs,
         outputs=outputs,
-        opset=OPSET,
+        opset=opset,
         parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
         details=details,
     )
@@ -114,7 +114,7 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
     batches = list(quantize.calibration_batches(tokenizer))
     plans = (
         ("onnx-int8-dynamic", "model.int8.dynamic.onnx", {"method": "dynamic", "weights": "int8 symmetric per-channel, 7-bit range", "activations": "uint8 per call", "source": fused.name, "ort_only": True, "float_matmuls": "FFN down projection (GELU-output outliers; see quantize.dynamic_exclusions)"}),
-        ("onnx-int8-qdq", "model.int8.qdq.onnx", {"method": "static QDQ", "weights": "int8 symmetric per-channel", "activations": "int8 symmetric per-tensor, MinMax over the calibration set", "calibration_texts": len(quantize.calibration_texts()), "source": fp32.name, "float_matmuls": "FFN and attention score/context (outlier activations; see quantize.static_exclusions)", "tensorrt_ready": True}),
+        ("onnx-int8-qdq", "model.int8.qdq.onnx", {"method": "static QDQ", "weights": "int8 symmetric per output channel, fp16 scales", "activations": "int8 symmetric per-tensor, max |x| over the calibration set's real tokens", "calibration_texts": len(quantize.calibration_texts()), "layout": "onnx-fp16's (non-quantised matmuls FP16; LayerNorm, GELU, pooling FP32)", "float_matmuls": "FFN and attention score/context in FP16 (outlier activations; see export/qdq.py)", "tensorrt_ready": True}),
     )
     for name, graph_file, details in plans:
         data_file = graph_file + ".data"
@@ -123,9 +123,9 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
             quantize.quantize_dynamic_int8(out_dir / fused.file, out_dir / graph_file, data_file, nodes_to_exclude=excluded)
             details = dict(details, matmuls_kept_float=len(excluded))
         else:
-            excluded = quantize.static_exclusions(out_dir / fp32.file)
-            quantize.quantize_static_qdq(out_dir / fp32.file, out_dir / graph_file, data_file, batches, nodes_to_exclude=excluded)
-            details = dict(details, matmuls_kept_float=len(excluded))
+            from .qdq import export_qdq_graph
+
+            details = dict(details, **export_qdq_graph(checkpoint, out_dir, graph_file, batches))
         measured = worst_case([accuracy_reference.measure(session_embed(out_dir / graph_file, tokenizer, batch_size=b)) for b in GATE_BATCH_SIZES])
         if details["method"] == "dynamic":
             details = dict(details, max_batch=max(GATE_BATCH_SIZES))  # the runtime never batches wider than the gate measured
@@ -133,7 +133,7 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
         stats = enforce_accuracy(measured, name) if enforce else dict(measured, gate="not enforced", passed=None)
         counts = _op_counts(out_dir / graph_file)
         details = dict(details, quantized_ops={k: v for k, v in counts.items() if k in ("QAttention", "DynamicQuantizeMatMul", "MatMulInteger", "QuantizeLinear", "DequantizeLinear")})
-        artifacts.append(_onnx_artifact(name, "int8", out_dir, graph_file, checkpoint.architecture.hidden, stats, details))
+        artifacts.append(_onnx_artifact(name, "int8", out_dir, graph_file, checkpoint.architecture.hidden, stats, details, opset=details.get("opset", OPSET)))
     return artifacts
 
 
@@ -163,6 +163,8 @@ def export_bundle(
     engine_optimization_level: int = 3,
     timing_cache: Path | None = None,
     ort_fused: bool = True,
+    engine_compatibility: dict | None = None,
+    cuda_attention: tuple[str, ...] = (),
 ) -> Manifest:
     """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`."""
     for precision in precisions:
@@ -172,6 +174,10 @@ def export_bundle(
         raise ValueError(f"--target {target!r} is not available; choose onnx or tensorrt")
     if target == "tensorrt" and not ({"fp16", "int8"} & set(precisions)):
         raise ValueError("--target tensorrt builds fp16 and/or int8 engines: add --precision fp16 and/or int8")
+    if cuda_attention:
+        from .attention_export import check_variants
+
+        check_variants(cuda_attention)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
@@ -198,6 +204,10 @@ def export_bundle(
                 artifacts.append(export_onnx_artifact(checkpoint, staging, "fp16", reference, fused=True, providers=("CUDAExecutionProvider", "CPUExecutionProvider")))
             else:
                 log.info("onnx-fp16-ort (the CUDA-fused fp16 graph) is built only where onnxruntime has CUDA: its parity is measured there")
+        if cuda_attention:
+            from .attention_export import export_attention_variants
+
+            artifacts += export_attention_variants(checkpoint, staging, cuda_attention, reference)
         if "int8" in precisions:
             from seaembed.runtime.tokenizer import Tokenizer
 
@@ -215,7 +225,7 @@ def export_bundle(
                 if precision in precisions:
                     source = by_name[sources[precision]]
                     artifacts.append(
-                        build_engine(staging / source.file, staging, precision, source.name, engine_profile or EngineProfile(), engine_optimization_level, timing_cache)
+                        build_engine(staging / source.file, staging, precision, source.name, engine_profile or EngineProfile(), engine_optimization_level, timing_cache, **(engine_compatibility or {}))
                     )
         arch = checkpoint.architecture
         manifest = Manifest(

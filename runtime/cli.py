@@ -135,6 +135,8 @@ def cmd_export(args) -> int:
         engine_profile=profile,
         engine_optimization_level=args.trt_opt_level,
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
+        engine_compatibility={"hardware_compatibility": args.trt_hardware_compatibility, "version_compatible": args.trt_version_compatible},
+        cuda_attention=tuple(v for part in args.cuda_attention for v in part.split(",") if v),
     )
     print(summarize(manifest))
     print(f"bundle written to {args.out}")
@@ -169,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trt-opt-seq", type=int, default=128, help="sequence length TensorRT tunes kernels for (profile opt)")
     p.add_argument("--trt-opt-level", type=int, default=3, help="builder optimisation level 0-5: higher builds slower, may run faster")
     p.add_argument("--timing-cache", default=None, help="TensorRT timing cache file, read and updated: repeated builds take minutes less")
+    p.add_argument("--trt-hardware-compatibility", choices=["none", "same-compute-capability"], default="none", help="same-compute-capability: engines also run on other GPUs of this compute capability (H100 ↔ H200), possibly slower")
+    p.add_argument("--trt-version-compatible", action="store_true", help="engines also run on later TensorRT of the same major and on the lean runtime (tensorrt_lean)")
+    p.add_argument("--cuda-attention", action="append", default=[], help="extra FP16 graphs for the cuda backend (need onnxruntime-gpu to gate): mha (MultiHeadAttention, key-length mask), packed (padding-free); repeat or comma-separate")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("embed", help="embed texts with a bundle")

@@ -54,6 +54,18 @@ class Embedder:
         engine = _load_backend(bundle_dir, manifest, backend, precision, threads, verify, artifact)
         return cls(bundle_dir, manifest, tokenizer, engine)
 
+    def close(self) -> None:
+        """Free the backend's device resources (GPU buffers, streams); servers call this at shutdown."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- facts -------------------------------------------------------------------------
 
     @property
@@ -132,9 +144,15 @@ class Embedder:
         batch_size = min(batch_size, limit) if limit else batch_size
         lengths = [len(s) for s in sequences]
         use_model_norm = normalize is None or normalize == self.manifest.normalize
-        for batch in plan_batches(lengths, batch_size, max_batch_tokens):
-            input_ids, attention_mask = pad_batch([sequences[i] for i in batch], self.tokenizer.pad_id)
-            vectors = self.backend.embed(input_ids, attention_mask, normalized=use_model_norm)
+        # a ragged backend (the packed CUDA graph) takes token lists: no padding is ever made
+        ragged = getattr(self.backend, "ragged", False)
+        plan = self.backend.plan(lengths, batch_size, max_batch_tokens) if ragged else plan_batches(lengths, batch_size, max_batch_tokens)
+        for batch in plan:
+            if ragged:
+                vectors = self.backend.embed_ragged([sequences[i] for i in batch], normalized=use_model_norm)
+            else:
+                input_ids, attention_mask = pad_batch([sequences[i] for i in batch], self.tokenizer.pad_id)
+                vectors = self.backend.embed(input_ids, attention_mask, normalized=use_model_norm)
             if not use_model_norm and normalize:
                 vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             if not np.all(np.isfinite(vectors)):
