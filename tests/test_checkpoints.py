@@ -15,8 +15,10 @@ import pytest
 
 from seaembed.export import export_bundle, load_checkpoint
 from seaembed.export.synthetic import (
+    E5_PROMPTS,
     make_random_encoder,
     make_random_xlmr_checkpoint,
+    resave_with_sentence_transformers,
     save_with_sentence_transformers,
 )
 from seaembed.runtime import Embedder
@@ -157,6 +159,16 @@ def test_hand_written_layout_exports_and_matches(tmp_path, tiny_spm_model, texts
     ckpt = make_random_xlmr_checkpoint(tmp_path / "ckpt", "tiny", spm_model=tiny_spm_model, seed=2, initializer_range=0.2)
     manifest = _export_matches_sentence_transformers(ckpt, tmp_path / "bundle", texts, (None, "query", "passage"))
     assert manifest.prompts == {"query": "query: ", "passage": "passage: "} and manifest.max_tokens == 512
+
+
+def test_trained_e5_small_saved_by_sentence_transformers_exports_and_matches(e5_small_checkpoint, tmp_path, corpus):
+    """Real weights and the real 250k vocabulary through this version's save() (transformers >= 5 rewrites tokenizer.json)."""
+    # sentence-transformers >= 5 adds an empty "document" prompt on save, which encode_document (its and ours)
+    # prefers to "passage": a user saving an E5 model names it to keep "passage: " for documents.
+    prompts = {**E5_PROMPTS, "document": E5_PROMPTS["passage"]}
+    ckpt = resave_with_sentence_transformers(e5_small_checkpoint, tmp_path / "ckpt", prompts=prompts)
+    manifest = _export_matches_sentence_transformers(ckpt, tmp_path / "bundle", corpus + [LONG_TEXT * 3], (None, "query", "document"))
+    assert manifest.architecture["vocab_size"] == 250037 and manifest.max_tokens == 512
 
 
 def test_checkpoint_reads_like_sentence_transformers_loads_it(tiny_checkpoint, tiny_st):
