@@ -111,10 +111,12 @@ def open_reference(checkpoint: Checkpoint):
         saved = read_json(checkpoint.path / "config_sentence_transformers.json", required=False).get("__version__", {})
         saved = saved.get("sentence_transformers") if isinstance(saved, dict) else None
         try:
-            saved_release = Version(saved).release if saved else None
+            saved_minor = f"{Version(saved).major}.{Version(saved).minor}" if saved else None
         except InvalidVersion:
-            saved_release = None
-        needed = f"{saved_release[0]}.{saved_release[1]}" if saved_release else min_version_for_layout(checkpoint.path)
+            saved_minor = None
+        # The module paths decide where __version__ is missing or was left behind by a hand-edited layout.
+        candidates = [v for v in (saved_minor, min_version_for_layout(checkpoint.path)) if v]
+        needed = max(candidates, key=Version) if candidates else None
         problem = (
             f"{checkpoint.path} was saved by sentence-transformers {saved or 'of unknown version'}; the installed "
             f"sentence-transformers {installed} cannot load it ({type(err).__name__}: {err})"
