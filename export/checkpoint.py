@@ -4,7 +4,8 @@ A checkpoint is a directory (or a hub id, downloaded to one) holding config.json
 encoder weights (weights.py: one file or shards, safetensors or .bin), the module layout
 (st_layout.py: modules.json, Pooling, Normalize, the Transformer settings, prompts, as
 sentence-transformers 3.x-6.x write them) and the tokenizer. Anything seaembed cannot
-reproduce exactly is refused with the reason.
+reproduce exactly is refused with the reason; st_reference.py then checks that sentence-transformers
+loads the same settings from the files.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Checkpoint:
     architecture: Architecture
     weights: dict[str, np.ndarray]  # encoder weights, HF names without the model prefix
     weights_file: Path  # the single weights file, or the index of a sharded checkpoint
-    weights_sha256: str
+    weights_sha256: str  # that file's sha256; sharded: sha256 over the sorted "name sha256" lines of the shards
     normalize: bool
     max_seq_length: int
     prompts: dict[str, str] = field(default_factory=dict)
@@ -71,6 +72,13 @@ class Checkpoint:
     @property
     def max_tokens(self) -> int:
         return min(self.max_seq_length, self.architecture.max_tokens)
+
+    @property
+    def weights_sha256_covers(self) -> str:
+        """What weights_sha256 hashes, for the manifest."""
+        if self.weights_file.name.endswith(".index.json"):
+            return "the shards: sha256 of their sorted '<shard name> <shard sha256>\\n' lines"
+        return f"the file {self.weights_file.name}"
 
 
 def resolve_model_dir(model: str, revision: str | None = None) -> tuple[Path, str | None]:
@@ -88,10 +96,14 @@ def resolve_model_dir(model: str, revision: str | None = None) -> tuple[Path, st
         from huggingface_hub import list_repo_files, snapshot_download
     except ModuleNotFoundError as err:  # pragma: no cover - huggingface_hub ships with transformers
         raise CheckpointError("downloading a hub model needs huggingface_hub: pip install 'seaembed[export]'") from err
+    from huggingface_hub.errors import HfHubHTTPError
+
     try:
         repo_files = list_repo_files(model, revision=revision)
-    except Exception:  # offline (HF_HUB_OFFLINE, a cached snapshot) or unreachable: snapshot_download decides
+    except _offline_errors():  # HF_HUB_OFFLINE or no network: a cached snapshot may hold any format
         weight_files = list(ANY_WEIGHTS_PATTERNS)
+    except HfHubHTTPError as err:  # 401/404/429…: the hub answered, and downloading everything would not help
+        raise CheckpointError(f"cannot list the files of hub repo {model!r} (revision {revision or 'main'}): {err}") from err
     else:
         try:
             weight_files = choose_hub_files(repo_files)
@@ -100,6 +112,20 @@ def resolve_model_dir(model: str, revision: str | None = None) -> tuple[Path, st
     path = snapshot_download(repo_id=model, revision=revision, allow_patterns=HUB_METADATA_PATTERNS + weight_files)
     resolved_revision = revision or Path(path).name
     return Path(path), resolved_revision
+
+
+def _offline_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises when the hub cannot be reached (the errors its own snapshot_download treats as offline)."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    errors: list[type[BaseException]] = [OfflineModeIsEnabled, ConnectionError, TimeoutError]
+    for module, names in (("httpx2", ("ConnectError", "TimeoutException")), ("httpx", ("ConnectError", "TimeoutException")), ("requests.exceptions", ("ConnectionError", "Timeout"))):
+        try:
+            imported = __import__(module, fromlist=list(names))
+        except ImportError:
+            continue
+        errors += [getattr(imported, name) for name in names if hasattr(imported, name)]
+    return tuple(errors)
 
 
 def read_architecture(config: dict) -> Architecture:
@@ -143,12 +169,26 @@ def _max_seq_length(requested: int | None, source: str, architecture: Architectu
     if requested is None:
         return architecture.max_tokens
     if requested > architecture.max_tokens:
+        setting = source.split(" ", 1)[-1]  # "sentence_bert_config.json max_seq_length" → "max_seq_length"
         raise CheckpointError(
             f"{source}={requested} exceeds the {architecture.max_tokens} positions config.json allows "
             f"(max_position_embeddings {architecture.max_position_embeddings} - offset {architecture.position_offset}); "
-            f"set max_seq_length to {architecture.max_tokens}"
+            f"set {setting} to {architecture.max_tokens} or less"
         )
     return requested
+
+
+def _weights_sha256(weight_files, source_files: dict[str, str], model_dir: Path) -> str:
+    """One file: its sha256. Sharded: the sha256 of the sorted "shard-name shard-sha256" lines.
+
+    The index alone names tensors and shards, which every fine-tune of a model shares; the shards hold the weights.
+    """
+    if weight_files.index is None:
+        return source_files[weight_files.primary.relative_to(model_dir).as_posix()]
+    import hashlib
+
+    lines = sorted(f"{path.name} {source_files[path.relative_to(model_dir).as_posix()]}\n" for path in weight_files.files)
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
 
 
 def load_checkpoint(model: str = DEFAULT_MODEL_ID, revision: str | None = None) -> Checkpoint:
@@ -167,7 +207,6 @@ def load_checkpoint(model: str = DEFAULT_MODEL_ID, revision: str | None = None) 
         raise CheckpointError(f"word embeddings have {rows} rows but config.json vocab_size is {architecture.vocab_size}")
     read = [model_dir / "config.json", *layout.files, *tokenizer_files, *weight_files.all_files]
     source_files = {path.relative_to(model_dir).as_posix(): sha256_file(path) for path in read}
-    primary = weight_files.primary.relative_to(model_dir).as_posix()
     return Checkpoint(
         path=model_dir,
         source=model,
@@ -175,43 +214,10 @@ def load_checkpoint(model: str = DEFAULT_MODEL_ID, revision: str | None = None) 
         architecture=architecture,
         weights=weights,
         weights_file=weight_files.primary,
-        weights_sha256=source_files[primary],
+        weights_sha256=_weights_sha256(weight_files, source_files, model_dir),
         normalize=layout.normalize,
         max_seq_length=max_seq_length,
         prompts=layout.prompts,
         default_prompt_name=layout.default_prompt_name,
         source_files=source_files,
     )
-
-
-def check_reference_agrees(checkpoint: Checkpoint, model) -> None:
-    """What this reader took from the files must be what sentence-transformers itself loaded from them.
-
-    A layout read differently here (a future version moving a setting again) fails the export
-    instead of producing a bundle that truncates, prompts or normalises differently.
-    """
-    import sentence_transformers
-
-    arch = checkpoint.architecture
-    loaded_max = getattr(model, "max_seq_length", None)
-    # sentence-transformers >= 6 adds empty "query"/"document" prompts that no file names: they change nothing
-    loaded_prompts = {k: v for k, v in (model.prompts or {}).items() if v is not None and (v or k in checkpoint.prompts)}
-    loaded = {
-        "max_seq_length": min(int(loaded_max), arch.max_tokens) if loaded_max is not None else arch.max_tokens,
-        "normalize": any(type(module).__name__ == "Normalize" for module in model),
-        "prompts": loaded_prompts,
-        "default_prompt_name": model.default_prompt_name,
-    }
-    ours = {
-        "max_seq_length": checkpoint.max_tokens,
-        "normalize": checkpoint.normalize,
-        "prompts": checkpoint.prompts,
-        "default_prompt_name": checkpoint.default_prompt_name,
-    }
-    differences = [f"{key}: seaembed read {ours[key]!r}, sentence-transformers loaded {loaded[key]!r}" for key in ours if ours[key] != loaded[key]]
-    if differences:
-        raise CheckpointError(
-            f"{checkpoint.path} reads differently here than in sentence-transformers {sentence_transformers.__version__} ("
-            + "; ".join(differences)
-            + "): this layout is not supported yet, please report it"
-        )

@@ -14,8 +14,9 @@ from seaembed.runtime.manifest import FORMAT_VERSION, Artifact, Manifest, write_
 from seaembed.runtime.version import __version__
 
 from . import parity
-from .checkpoint import Checkpoint, check_reference_agrees, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
+from .st_reference import check_reference_agrees, open_reference
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")  # bf16: OpenVINO on CPUs with BF16 hardware
 
@@ -182,7 +183,7 @@ def export_bundle(
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
     checkpoint = load_checkpoint(model, revision)
-    torch_model = parity.TorchReference(checkpoint.path)
+    torch_model = open_reference(checkpoint)
     check_reference_agrees(checkpoint, torch_model.model)
     reference = torch_model.run(parity.probe_batches())
 
@@ -240,6 +241,7 @@ def export_bundle(
                 "revision": checkpoint.revision,
                 "weights_file": checkpoint.weights_file.name,
                 "weights_sha256": checkpoint.weights_sha256,
+                "weights_sha256_covers": checkpoint.weights_sha256_covers,
                 "files": checkpoint.source_files,
             },
             architecture=arch.to_json(),

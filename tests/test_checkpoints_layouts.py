@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from seaembed.export import CheckpointError, load_checkpoint
+from seaembed.export.st_reference import check_reference_agrees, min_version_for_layout, open_reference
 from seaembed.export.weights import choose_hub_files
 
 OLD_TYPES = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling", "sentence_transformers.models.Normalize"]
@@ -68,26 +69,51 @@ def _set_tokenizer_max_length(ckpt, value):
     _write(ckpt / "tokenizer_config.json", config)
 
 
+def _st_version() -> tuple[int, int]:
+    import sentence_transformers
+
+    major, minor = sentence_transformers.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _installed_loads(ckpt) -> bool:
+    """Whether the installed sentence-transformers knows the module paths this layout names."""
+    needed = min_version_for_layout(ckpt)
+    return needed is None or _st_version() >= tuple(int(part) for part in needed.split("."))
+
+
 @pytest.mark.parametrize(
     "types, pooling, transformer, tokenizer_max, expected_max",
     [
         pytest.param(OLD_TYPES, LEGACY_MEAN, {"max_seq_length": 256, "do_lower_case": False}, 512, 256, id="3.x-5.3"),
         pytest.param(V54_TYPES, {"embedding_dimension": 32, "pooling_mode": "mean", "include_prompt": True}, V6_TRANSFORMER, 128, 128, id="5.4-5.7"),
-        pytest.param(V6_TYPES, {"embedding_dimension": 32, "pooling_mode": ["mean"], "include_prompt": True}, V6_TRANSFORMER, 200, 200, id="6.x"),
+        pytest.param(V6_TYPES, {"embedding_dimension": 32, "pooling_mode": "mean", "include_prompt": True}, V6_TRANSFORMER, 200, 200, id="6.x"),
+        pytest.param(V6_TYPES, {"embedding_dimension": 32, "pooling_mode": ["mean"], "include_prompt": True}, V6_TRANSFORMER, 200, 200, id="pooling_mode-as-list"),
         pytest.param(V6_TYPES, {"embedding_dimension": 32, "pooling_mode": "mean"}, {"max_seq_length": 96}, 512, 96, id="6.x-old-max_seq_length-wins"),
         pytest.param(OLD_TYPES, {"word_embedding_dimension": 32}, {}, 512, 512, id="pooling-defaults-to-mean"),
         pytest.param(OLD_TYPES, LEGACY_MEAN, {"max_seq_length": None}, 10**30, 512, id="no-limit-anywhere"),
         pytest.param(V6_TYPES, {"embedding_dimension": 32, "pooling_mode": "mean"}, V6_TRANSFORMER, 514, 512, id="tokenizer-capped-at-positions"),
-        pytest.param(OLD_TYPES, LEGACY_MEAN, {"max_seq_length": 512, "tokenizer_args": {"model_max_length": 48}}, 512, 48, id="tokenizer_args"),
+        pytest.param(OLD_TYPES, LEGACY_MEAN, {"tokenizer_args": {"model_max_length": 48}}, 512, 48, id="tokenizer_args"),
+        pytest.param(OLD_TYPES, LEGACY_MEAN, {"max_seq_length": 48, "tokenizer_args": {"model_max_length": 48}}, 512, 48, id="tokenizer_args-equal-max_seq_length"),
     ],
 )
 def test_every_versions_layout_is_read(ckpt, types, pooling, transformer, tokenizer_max, expected_max):
+    """Read here, and where the installed sentence-transformers can load the layout, read as it loads it."""
+    from sentence_transformers import SentenceTransformer
+
     _set_modules(ckpt, types)
     _set_pooling(ckpt, pooling)
     _write(ckpt / "sentence_bert_config.json", transformer)
     _set_tokenizer_max_length(ckpt, tokenizer_max)
     checkpoint = load_checkpoint(str(ckpt))
     assert checkpoint.normalize is True and checkpoint.max_tokens == expected_max
+    if _installed_loads(ckpt):
+        model = SentenceTransformer(str(ckpt), device="cpu")
+        check_reference_agrees(checkpoint, model)
+        assert min(model.max_seq_length, 512) == expected_max
+    else:  # a newer layout than the installed version reads: refused by name, not a traceback
+        with pytest.raises(CheckpointError, match=r"cannot load it .*pip install 'sentence-transformers>=(5\.4|6\.0)'"):
+            open_reference(checkpoint)
 
 
 def test_prompts_and_default_prompt_are_read(ckpt):
@@ -172,7 +198,18 @@ TRANSFORMER_REFUSALS = [
         r"sets modality_config .*seaembed exports text through the encoder's forward",
         id="modality",
     ),
-    pytest.param({"max_seq_length": 1024}, r"max_seq_length=1024 exceeds the 512 positions .*set max_seq_length to 512", id="too-long"),
+    pytest.param({"max_seq_length": 1024}, r"max_seq_length=1024 exceeds the 512 positions .*set max_seq_length to 512 or less", id="too-long"),
+    pytest.param(
+        {"tokenizer_args": {"model_max_length": 600}},
+        r"tokenizer_args.model_max_length=600 exceeds the 512 positions .*set tokenizer_args.model_max_length to 512 or less",
+        id="too-long-tokenizer_args",
+    ),
+    pytest.param(
+        {"max_seq_length": 512, "tokenizer_args": {"model_max_length": 48}},
+        r"sets max_seq_length 512 and tokenizer_args.model_max_length 48: sentence-transformers up to 5.3 truncates at "
+        r"max_seq_length \(512\), 5.4 and later at tokenizer_args.model_max_length \(48\); make the two equal",
+        id="max_seq_length-and-tokenizer_args-differ",
+    ),
 ]
 
 
@@ -211,6 +248,61 @@ def test_weights_that_cannot_be_read_are_refused(ckpt):
         load_checkpoint(str(ckpt))
     torch.save({"step": object()}, ckpt / "pytorch_model.bin")  # a pickle that would run code on load
     with pytest.raises(CheckpointError, match=r"pytorch_model.bin cannot be read as a plain state dict with torch.load\(weights_only=True\)"):
+        load_checkpoint(str(ckpt))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        pytest.param('[{"idx": 0,', r"modules.json is not valid JSON", id="invalid-json"),
+        pytest.param('{"0": "sentence_transformers.models.Transformer"}', r"modules.json must hold a list of modules, found dict", id="not-a-list"),
+        pytest.param('["sentence_transformers.models.Transformer"]', r"modules.json: module 0 is 'sentence_transformers.models.Transformer'; each module is an object", id="entry-not-an-object"),
+    ],
+)
+def test_unreadable_modules_json_is_refused(ckpt, content, message):
+    (ckpt / "modules.json").write_text(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(str(ckpt))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        pytest.param({"module_input_name": "token_embeddings"}, r"2_Normalize/config.json sets module_input_name 'token_embeddings'; seaembed normalises the sentence embedding only", id="input"),
+        pytest.param({"module_output_name": "normalized"}, r"2_Normalize/config.json sets module_output_name 'normalized'; seaembed normalises the sentence embedding only", id="output"),
+    ],
+)
+def test_normalize_seaembed_cannot_reproduce_is_refused(ckpt, config, message):
+    (ckpt / "2_Normalize").mkdir(exist_ok=True)
+    _write(ckpt / "2_Normalize" / "config.json", config)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(str(ckpt))
+
+
+def _bin_holding(ckpt, obj):
+    import torch
+
+    (ckpt / "model.safetensors").unlink()
+    torch.save(obj, ckpt / "pytorch_model.bin")
+
+
+def _index_naming(ckpt, shard):
+    (ckpt / "model.safetensors").rename(ckpt / "model-00001-of-00001.safetensors")
+    _write(ckpt / "model.safetensors.index.json", {"weight_map": {"embeddings.word_embeddings.weight": shard}})
+
+
+@pytest.mark.parametrize(
+    "prepare, message",
+    [
+        pytest.param(lambda c: _bin_holding(c, [1.0, 2.0]), r"pytorch_model.bin holds a list, not a state dict of tensors", id="bin-not-a-dict"),
+        pytest.param(lambda c: _index_naming(c, "../model-00001-of-00001.safetensors"), r"model.safetensors.index.json names shard '../model-00001-of-00001.safetensors'; shards must sit beside the index", id="shard-outside"),
+        pytest.param(lambda c: _index_naming(c, "/tmp/model-00001-of-00001.safetensors"), r"names shard '/tmp/model-00001-of-00001.safetensors'; shards must sit beside the index", id="shard-absolute"),
+        pytest.param(lambda c: _write(c / "model.safetensors.index.json", {"metadata": {}}) or (c / "model.safetensors").unlink(), r"model.safetensors.index.json has no weight_map", id="index-without-weight_map"),
+    ],
+)
+def test_weight_files_seaembed_cannot_read_are_refused(ckpt, prepare, message):
+    prepare(ckpt)
+    with pytest.raises(CheckpointError, match=message):
         load_checkpoint(str(ckpt))
 
 
@@ -266,3 +358,85 @@ def test_hub_id_downloads_the_chosen_weights_only(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "list_repo_files", offline)
     load_checkpoint("org/fine-tuned-e5")
     assert {"model.safetensors", "model-*-of-*.safetensors", "pytorch_model.bin"} <= set(requested[-1])
+
+    def unreachable(repo_id, revision=None):
+        raise _connection_error()
+
+    requested.clear()
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", unreachable)
+    load_checkpoint("org/fine-tuned-e5")
+    assert {"model.safetensors", "model-*-of-*.safetensors", "pytorch_model.bin"} <= set(requested[-1])
+
+
+def _connection_error():
+    """What the installed huggingface_hub's HTTP client raises when the hub cannot be reached."""
+    try:
+        import httpx2
+
+        return httpx2.ConnectError("[Errno -3] Temporary failure in name resolution")
+    except ImportError:
+        import requests
+
+        return requests.exceptions.ConnectionError("Max retries exceeded with url: /api/models/org/fine-tuned-e5")
+
+
+def _http_error(status):
+    """huggingface_hub's HTTP error as the installed version builds it (httpx2 responses from 1.x, requests before)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    url = "https://huggingface.co/api/models/org/fine-tuned-e5/revision/main"
+    try:
+        import httpx2
+
+        response = httpx2.Response(status, request=httpx2.Request("GET", url))
+    except ImportError:
+        import requests
+
+        response = requests.Response()
+        response.status_code, response.url = status, url
+    return HfHubHTTPError(f"{status} Client Error for url: {url}", response=response)
+
+
+@pytest.mark.parametrize("status", [401, 404, 429])
+def test_hub_http_errors_are_reported_not_downloaded_around(monkeypatch, status):
+    """Only an unreachable hub falls back to fetching every weights format; an answer like 429 or 404 is the error."""
+    import huggingface_hub
+
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: downloads.append(kwargs))
+
+    def refused(repo_id, revision=None):
+        raise _http_error(status)
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", refused)
+    with pytest.raises(CheckpointError, match=rf"cannot list the files of hub repo 'org/fine-tuned-e5' \(revision main\): {status} Client Error"):
+        load_checkpoint("org/fine-tuned-e5")
+    assert downloads == []
+
+
+def test_checkpoint_saved_by_a_newer_sentence_transformers(ckpt, tmp_path):
+    """6.x's layout exported where 5.x is installed: a CheckpointError naming both versions and the fix, not a traceback.
+
+    Where the installed version is 6.x the same files load, and the export goes through.
+    """
+    from seaembed.export import export_bundle
+
+    _set_modules(ckpt, V6_TYPES)
+    _set_pooling(ckpt, {"embedding_dimension": 32, "pooling_mode": "mean", "include_prompt": True})
+    _write(ckpt / "sentence_bert_config.json", V6_TRANSFORMER)
+    config = _read(ckpt / "config_sentence_transformers.json")
+    config["__version__"] = {**config.get("__version__", {}), "sentence_transformers": "6.2.0"}
+    _write(ckpt / "config_sentence_transformers.json", config)
+    if _st_version() < (6, 0):
+        import sentence_transformers
+
+        with pytest.raises(
+            CheckpointError,
+            match=rf"was saved by sentence-transformers 6.2.0; the installed sentence-transformers {sentence_transformers.__version__} "
+            r"cannot load it \((ImportError|ModuleNotFoundError|TypeError): .*\): pip install 'sentence-transformers>=6.2'",
+        ):
+            export_bundle(str(ckpt), tmp_path / "bundle", ort_fused=False)
+        assert not (tmp_path / "bundle").exists()
+    else:
+        manifest = export_bundle(str(ckpt), tmp_path / "bundle", ort_fused=False)
+        assert manifest.normalize is True
