@@ -15,6 +15,8 @@ from seaembed.runtime.version import __version__
 
 from . import parity
 from .checkpoint import Checkpoint, load_checkpoint
+from .compact_embeddings import compact_artifact, storage_details
+from .keep import apply_keep, check_keep, planned_artifacts
 from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -77,6 +79,8 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
     model = build_encoder_graph(arch, checkpoint.weights, checkpoint.normalize, precision, fused=fused)
     save_with_external_data(model, out_dir / graph_file, data_file)
     onnx.checker.check_model(str(out_dir / graph_file), full_check=not fused)
+    name = f"onnx-{precision}{'-ort' if fused else ''}"
+    storage = compact_artifact(out_dir / graph_file, name, providers)  # before the gate: it measures what ships
     stats = parity.enforce(parity.measure_onnx_parity(out_dir / graph_file, reference, providers), precision)
     details = {}
     if fused:
@@ -86,7 +90,7 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
             "execution_provider": providers[0],
             "fusions": {op: counts.get(op, 0) for op in ("Attention", "SkipLayerNormalization", "BiasGelu")},
         }
-    return _onnx_artifact(f"onnx-{precision}{'-ort' if fused else ''}", precision, out_dir, graph_file, arch.hidden, stats, details)
+    return _onnx_artifact(name, precision, out_dir, graph_file, arch.hidden, stats, dict(details, **storage_details(storage)))
 
 
 def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hidden: int, stats: dict, details: dict) -> Artifact:
@@ -126,6 +130,7 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
             excluded = quantize.static_exclusions(out_dir / fp32.file)
             quantize.quantize_static_qdq(out_dir / fp32.file, out_dir / graph_file, data_file, batches, nodes_to_exclude=excluded)
             details = dict(details, matmuls_kept_float=len(excluded))
+        details = dict(details, **storage_details(compact_artifact(out_dir / graph_file, name)))
         measured = worst_case([accuracy_reference.measure(session_embed(out_dir / graph_file, tokenizer, batch_size=b)) for b in GATE_BATCH_SIZES])
         if details["method"] == "dynamic":
             details = dict(details, max_batch=max(GATE_BATCH_SIZES))  # the runtime never batches wider than the gate measured
@@ -163,8 +168,12 @@ def export_bundle(
     engine_optimization_level: int = 3,
     timing_cache: Path | None = None,
     ort_fused: bool = True,
+    keep: tuple[str, ...] | None = None,
 ) -> Manifest:
-    """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`."""
+    """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`.
+
+    keep: ship only these artifacts (everything is still built and gated; the rest is removed).
+    """
     for precision in precisions:
         if precision not in PRECISIONS:
             raise ValueError(f"--precision {precision!r} is not available; choose from {', '.join(PRECISIONS)}")
@@ -172,6 +181,7 @@ def export_bundle(
         raise ValueError(f"--target {target!r} is not available; choose onnx or tensorrt")
     if target == "tensorrt" and not ({"fp16", "int8"} & set(precisions)):
         raise ValueError("--target tensorrt builds fp16 and/or int8 engines: add --precision fp16 and/or int8")
+    keep = check_keep(keep, planned_artifacts(precisions, target, ort_fused, _has_cuda_provider()))
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
@@ -240,6 +250,7 @@ def export_bundle(
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
         write_manifest(staging, manifest)
+        manifest = apply_keep(staging, keep, manifest)
         staging.chmod(0o755)
         for path in staging.iterdir():
             path.chmod(0o644)

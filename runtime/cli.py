@@ -114,6 +114,10 @@ def cmd_info(args) -> int:
         parity = a.parity
         extra = f"max|diff| {parity['max_abs_diff']:.2e}, min cos {parity['min_cosine']:.7f}" if "max_abs_diff" in parity else ""
         print(f"artifact    {a.name:12s} {a.file:28s} {extra}")
+    for record in manifest.pruned:
+        from .bundle import rebuild_command
+
+        print(f"pruned      {record['name']:12s} rebuild: {rebuild_command(manifest, record['name'], record.get('precision'), record.get('format'))}")
     return 0
 
 
@@ -135,6 +139,7 @@ def cmd_export(args) -> int:
         engine_profile=profile,
         engine_optimization_level=args.trt_opt_level,
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
+        keep=tuple(n for part in args.keep for n in part.split(",") if n) or None,
     )
     print(summarize(manifest))
     print(f"bundle written to {args.out}")
@@ -169,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trt-opt-seq", type=int, default=128, help="sequence length TensorRT tunes kernels for (profile opt)")
     p.add_argument("--trt-opt-level", type=int, default=3, help="builder optimisation level 0-5: higher builds slower, may run faster")
     p.add_argument("--timing-cache", default=None, help="TensorRT timing cache file, read and updated: repeated builds take minutes less")
+    p.add_argument("--keep", action="append", default=[], help="ship only these artifacts (e.g. onnx-int8-dynamic): the rest are built, gated, then removed; repeat or comma-separate")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("embed", help="embed texts with a bundle")
@@ -277,13 +283,16 @@ def cmd_bench(args) -> int:
             Path(args.json).write_text(json.dumps({"bundle": str(args.bundle), **embedder.describe(), "grid": rows}, indent=2))
         return 0
     names = args.artifacts.split(",") if args.artifacts else [a.name for a in manifest.artifacts if a.format == "onnx" and a.details.get("execution_provider", "CPUExecutionProvider") == "CPUExecutionProvider"]
+    from .coldstart import cold_starts
+
+    cold = cold_starts(args.bundle, names, args.backend, args.threads, runs=args.cold_runs, echo=print)
     first = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=names[0])
     texts = bench.workloads(first.tokenizer, seed=args.seed, corpus_size=args.corpus_size, passages=args.passages)
     n_tokens = {k: sum(len(first.tokenizer.encode(t)) for t in v) for k, v in texts.items()}
     rows = {}
     for name in names:
         embedder = first if name == names[0] else Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=name)
-        rows[name] = bench.measure(lambda t, e=embedder: e.encode(t, batch_size=args.batch_size), texts, n_tokens)
+        rows[name] = dict(bench.measure(lambda t, e=embedder: e.encode(t, batch_size=args.batch_size), texts, n_tokens), **cold.get(name, {}))
         r = rows[name]
         print(
             f"{name:18s} query p50 {r['short_query_ms']['p50']:7.2f} ms  p99 {r['short_query_ms']['p99']:7.2f} ms   "
@@ -302,13 +311,20 @@ def _register_bench(sub) -> None:
     p.add_argument("--corpus-size", type=int, default=256, help="texts in the mixed-length (8-256 tokens) workload")
     p.add_argument("--passages", type=int, default=32, help="texts in the 512-token workload")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cold-runs", type=int, default=3, help="fresh processes per artifact timing start → first embedding and RSS (0: skip)")
     p.add_argument("--grid", action="store_true", help="engine only: batch 1/8/64/256 × 16/128/512 tokens on the chosen backend (e.g. --backend cuda)")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     _add_runtime_flags(p)
     p.set_defaults(func=cmd_bench)
 
 
-_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench]
+def _register_bundle(sub) -> None:
+    from .bundle import register_cli
+
+    register_cli(sub)
+
+
+_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench, _register_bundle]
 
 
 # The optional dependencies each command needs beyond the lean runtime.
