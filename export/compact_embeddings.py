@@ -45,6 +45,7 @@ _DESCRIBE = {
     "fp16": "fp16 rows (Gather → Cast)",
 }
 _DESCRIBE_WEIGHTS = {
+    "dq": "int8 per output channel + DequantizeLinear: ONNX Runtime fuses it with the MatMul into MatMulNBits (8-bit weights, blocks of 32)",
     "int8": "int8 per output channel on disk, folded to fp32 by ONNX Runtime at load",
     "fp16": "fp16 on disk, folded to fp32 by ONNX Runtime at load",
 }
@@ -168,6 +169,16 @@ def compact_float_weights(model: onnx.ModelProto, storage: str) -> dict | None:
                 helper.make_node("Cast", [f"{name}.int8"], [f"{name}.cast"], name=f"{name}.dequant_cast", to=TensorProto.FLOAT),
                 helper.make_node("Mul", [f"{name}.cast", f"{name}.scale"], [name], name=f"{name}.dequant"),
             ]
+        elif storage == "dq":
+            scale = np.abs(weight).max(axis=0) / 127.0  # [N]: one scale per output channel
+            scale[scale == 0] = 1.0
+            q = np.clip(np.rint(weight / scale), -127, 127).astype(np.int8)
+            new = [
+                numpy_helper.from_array(q, f"{name}.int8"),
+                numpy_helper.from_array(scale.astype(np.float32), f"{name}.scale"),
+                numpy_helper.from_array(np.zeros(scale.shape, dtype=np.int8), f"{name}.zero_point"),
+            ]
+            nodes = [helper.make_node("DequantizeLinear", [f"{name}.int8", f"{name}.scale", f"{name}.zero_point"], [name], name=f"{name}.dequant", axis=1)]
         elif storage == "fp16":
             new = [numpy_helper.from_array(weight.astype(np.float16), f"{name}.fp16")]
             nodes = [helper.make_node("Cast", [f"{name}.fp16"], [name], name=f"{name}.to_float", to=TensorProto.FLOAT)]
