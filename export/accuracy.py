@@ -14,6 +14,7 @@ import numpy as np
 
 from .parity import ParityError, TorchReference, compare
 from .quality import load_pairs, recall_at_k
+from .ranking import RANKING_GATE, RankingGate, RankingReference, enforce_ranking
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class AccuracyReference:
         self.query_vectors = torch_model.encode(self.queries, self.query_prompt)
         self.passage_vectors = torch_model.encode(self.passages, self.passage_prompt)
         self.recall = recall_at_k(self.query_vectors, self.passage_vectors)
+        self.ranking = RankingReference(torch_model.encode, self.queries, self.query_prompt, self.passage_prompt, pairs)
 
     def measure(self, embed) -> dict:
         """embed(texts, prompt_name) → vectors, from the candidate artifact."""
@@ -53,6 +55,7 @@ class AccuracyReference:
             texts=2 * len(self.queries),
             recall_at_1=recall_at_k(q, p),
             reference_recall_at_1=self.recall,
+            ranking=self.ranking.measure(embed),
         )
         return stats
 
@@ -68,6 +71,7 @@ def worst_case(runs: list[dict]) -> dict:
     for key in ("mean_cosine", "min_cosine", "recall_at_1"):
         out[key] = min(r[key] for r in runs)
     out["max_abs_diff"] = max(r["max_abs_diff"] for r in runs)
+    out["ranking"] = {k: min(r["ranking"][k] for r in runs) if isinstance(v, float) else v for k, v in runs[0]["ranking"].items()}
     out["finite"] = all(r["finite"] for r in runs)
     out["batch_sizes"] = list(GATE_BATCH_SIZES)
     return out
@@ -96,7 +100,7 @@ def session_embed(onnx_path: Path, tokenizer, threads: int | None = None, batch_
     return embed
 
 
-def enforce_accuracy(stats: dict, name: str, gate: AccuracyGate = AccuracyGate()) -> dict:
+def enforce_accuracy(stats: dict, name: str, gate: AccuracyGate = AccuracyGate(), ranking_gate: RankingGate = RANKING_GATE) -> dict:
     failures = []
     if not stats["finite"]:
         failures.append("output has NaN/Inf")
@@ -107,7 +111,13 @@ def enforce_accuracy(stats: dict, name: str, gate: AccuracyGate = AccuracyGate()
     drop = stats["reference_recall_at_1"] - stats["recall_at_1"]
     if drop > gate.max_recall_drop + 1e-9:
         failures.append(f"recall@1 {stats['recall_at_1']:.4f} is {drop * 100:.1f} points below FP32's {stats['reference_recall_at_1']:.4f}")
-    gate_json = {"min_mean_cosine": gate.min_mean_cosine, "min_cosine": gate.min_cosine, "max_recall_drop": gate.max_recall_drop}
+    failures += enforce_ranking(stats["ranking"], ranking_gate)
+    gate_json = {
+        "min_mean_cosine": gate.min_mean_cosine,
+        "min_cosine": gate.min_cosine,
+        "max_recall_drop": gate.max_recall_drop,
+        "ranking": {"min_top1_agreement": ranking_gate.min_top1_agreement, "min_overlap_at_10": ranking_gate.min_overlap_at_10},
+    }
     if failures:
         raise ParityError(f"{name} misses the accuracy gate on {stats['texts']} held-out texts: " + "; ".join(failures))
     return dict(stats, gate=gate_json, passed=True)

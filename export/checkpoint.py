@@ -1,14 +1,14 @@
 """Read a sentence-transformers checkpoint the way sentence-transformers does.
 
-A checkpoint is a directory (or a hub id, downloaded to one) holding config.json,
-weights, modules.json, 1_Pooling/config.json, the Normalize module,
-sentence_bert_config.json, config_sentence_transformers.json and the tokenizer.
-Anything seaembed cannot reproduce exactly is refused here with the reason.
+A checkpoint is a directory (or a hub id, downloaded to one) holding config.json, the
+encoder weights (weights.py: one file or shards, safetensors or .bin), the module layout
+(st_layout.py: modules.json, Pooling, Normalize, the Transformer settings, prompts, as
+sentence-transformers 3.x-6.x write them) and the tokenizer. Anything seaembed cannot
+reproduce exactly is refused with the reason.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,12 +16,16 @@ import numpy as np
 
 from seaembed.runtime.integrity import sha256_file
 
+from .errors import CheckpointError
+from .st_layout import read_json, read_layout
+from .weights import ANY_WEIGHTS_PATTERNS, choose_hub_files, find_weight_files, load_weights
+
 DEFAULT_MODEL_ID = "aisingapore/SEA-LION-E5-Embedding-600M"
 SUPPORTED_FAMILIES = ("xlm-roberta", "bert")
-
-
-class CheckpointError(ValueError):
-    """The checkpoint is missing something or uses a feature seaembed does not support."""
+# Tokenizer files a checkpoint may carry; the ones present are hashed into the manifest.
+TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+# Everything but weights a hub download fetches; the weights are chosen from the repo's file list.
+HUB_METADATA_PATTERNS = ["*.json", "sentencepiece.bpe.model", "1_Pooling/*", "2_Normalize/*"]
 
 
 @dataclass
@@ -56,25 +60,17 @@ class Checkpoint:
     revision: str | None
     architecture: Architecture
     weights: dict[str, np.ndarray]  # encoder weights, HF names without the model prefix
-    weights_file: Path
+    weights_file: Path  # the single weights file, or the index of a sharded checkpoint
     weights_sha256: str
     normalize: bool
     max_seq_length: int
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    source_files: dict[str, str] = field(default_factory=dict)  # every file read (relative path → sha256)
 
     @property
     def max_tokens(self) -> int:
         return min(self.max_seq_length, self.architecture.max_tokens)
-
-
-def _read_json(path: Path, required: bool = True) -> dict:
-    if not path.exists():
-        if required:
-            raise CheckpointError(f"{path} is missing; is this a sentence-transformers directory?")
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def resolve_model_dir(model: str, revision: str | None = None) -> tuple[Path, str | None]:
@@ -89,14 +85,19 @@ def resolve_model_dir(model: str, revision: str | None = None) -> tuple[Path, st
     if local.exists():
         raise CheckpointError(f"{model} is a file; pass the sentence-transformers directory that holds it")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import list_repo_files, snapshot_download
     except ModuleNotFoundError as err:  # pragma: no cover - huggingface_hub ships with transformers
         raise CheckpointError("downloading a hub model needs huggingface_hub: pip install 'seaembed[export]'") from err
-    path = snapshot_download(
-        repo_id=model,
-        revision=revision,
-        allow_patterns=["*.json", "*.safetensors", "sentencepiece.bpe.model", "1_Pooling/*", "2_Normalize/*"],
-    )
+    try:
+        repo_files = list_repo_files(model, revision=revision)
+    except Exception:  # offline (HF_HUB_OFFLINE, a cached snapshot) or unreachable: snapshot_download decides
+        weight_files = list(ANY_WEIGHTS_PATTERNS)
+    else:
+        try:
+            weight_files = choose_hub_files(repo_files)
+        except CheckpointError as err:
+            raise CheckpointError(f"{model}: {err}") from err
+    path = snapshot_download(repo_id=model, revision=revision, allow_patterns=HUB_METADATA_PATTERNS + weight_files)
     resolved_revision = revision or Path(path).name
     return Path(path), resolved_revision
 
@@ -130,28 +131,6 @@ def read_architecture(config: dict) -> Architecture:
     )
 
 
-def _load_weights(model_dir: Path) -> tuple[dict[str, np.ndarray], Path]:
-    safetensors_file = model_dir / "model.safetensors"
-    if safetensors_file.exists():
-        from safetensors.numpy import load_file
-
-        try:
-            raw = load_file(str(safetensors_file))
-        except TypeError:  # bf16 tensors have no numpy dtype: go through torch
-            from safetensors.torch import load_file as load_torch
-
-            raw = {k: v.float().numpy() for k, v in load_torch(str(safetensors_file)).items()}
-        return raw, safetensors_file
-    bin_file = model_dir / "pytorch_model.bin"
-    if bin_file.exists():
-        import torch
-
-        # weights_only refuses arbitrary pickled objects: a checkpoint cannot run code here.
-        state = torch.load(str(bin_file), map_location="cpu", weights_only=True)
-        return {k: v.float().numpy() for k, v in state.items()}, bin_file
-    raise CheckpointError(f"no model.safetensors (or pytorch_model.bin) in {model_dir}")
-
-
 def _strip_prefix(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Encoder weights named as in XLMRobertaModel/BertModel (drop 'roberta.'/'bert.' heads' prefixes)."""
     for prefix in ("roberta.", "bert.", "model.", ""):
@@ -160,65 +139,79 @@ def _strip_prefix(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     raise CheckpointError("weights have no embeddings.word_embeddings.weight: not a BERT/XLM-R encoder")
 
 
-def _check_modules(model_dir: Path) -> tuple[Path, bool]:
-    """Validate modules.json: Transformer → mean Pooling → optional Normalize. Returns (pooling dir, normalize)."""
-    modules = _read_json(model_dir / "modules.json")
-    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
-    if not kinds or kinds[0] != "Transformer":
-        raise CheckpointError(f"modules.json must start with a Transformer module, found {kinds}")
-    if len(kinds) < 2 or kinds[1] != "Pooling":
-        raise CheckpointError(f"modules.json must have a Pooling module after the Transformer, found {kinds}")
-    rest = kinds[2:]
-    if rest not in ([], ["Normalize"]):
-        raise CheckpointError(f"modules after Pooling must be nothing or Normalize, found {rest}")
-    if modules[0].get("path", "") not in ("", "."):
-        raise CheckpointError("the Transformer module must live at the checkpoint root (path '')")
-    return model_dir / modules[1].get("path", "1_Pooling"), rest == ["Normalize"]
-
-
-def _check_pooling(pooling_dir: Path) -> None:
-    config = _read_json(pooling_dir / "config.json")
-    modes = {k: v for k, v in config.items() if k.startswith("pooling_mode_") and v}
-    if list(modes) != ["pooling_mode_mean_tokens"]:
+def _max_seq_length(requested: int | None, source: str, architecture: Architecture) -> int:
+    if requested is None:
+        return architecture.max_tokens
+    if requested > architecture.max_tokens:
         raise CheckpointError(
-            f"seaembed implements mean pooling only; {pooling_dir / 'config.json'} enables {sorted(modes) or 'nothing'}"
+            f"{source}={requested} exceeds the {architecture.max_tokens} positions config.json allows "
+            f"(max_position_embeddings {architecture.max_position_embeddings} - offset {architecture.position_offset}); "
+            f"set max_seq_length to {architecture.max_tokens}"
         )
-    if config.get("include_prompt", True) is False:
-        raise CheckpointError("Pooling include_prompt=false is not supported: E5 prompts count in the mean")
+    return requested
 
 
 def load_checkpoint(model: str = DEFAULT_MODEL_ID, revision: str | None = None) -> Checkpoint:
     model_dir, resolved_revision = resolve_model_dir(model, revision)
-    config = _read_json(model_dir / "config.json")
+    config = read_json(model_dir / "config.json")
     architecture = read_architecture(config)
-    pooling_dir, normalize = _check_modules(model_dir)
-    _check_pooling(pooling_dir)
-    st_config = _read_json(model_dir / "sentence_bert_config.json", required=False)
-    max_seq_length = int(st_config.get("max_seq_length") or architecture.max_tokens)
-    if max_seq_length > architecture.max_tokens:
-        raise CheckpointError(
-            f"sentence_bert_config.json max_seq_length={max_seq_length} exceeds the {architecture.max_tokens} "
-            f"positions config.json allows (max_position_embeddings {architecture.max_position_embeddings} - "
-            f"offset {architecture.position_offset}); set max_seq_length to {architecture.max_tokens}"
-        )
-    prompt_config = _read_json(model_dir / "config_sentence_transformers.json", required=False)
-    if not (model_dir / "tokenizer.json").exists() and not (model_dir / "sentencepiece.bpe.model").exists():
+    layout = read_layout(model_dir, architecture.hidden, architecture.max_tokens)
+    max_seq_length = _max_seq_length(layout.max_seq_length, layout.max_seq_length_source, architecture)
+    tokenizer_files = [model_dir / name for name in TOKENIZER_FILES if (model_dir / name).exists()]
+    if not {"tokenizer.json", "sentencepiece.bpe.model"} & {f.name for f in tokenizer_files}:
         raise CheckpointError(f"{model_dir} has neither tokenizer.json nor sentencepiece.bpe.model")
-    raw, weights_file = _load_weights(model_dir)
-    weights = _strip_prefix(raw)
+    weight_files = find_weight_files(model_dir)
+    weights = _strip_prefix(load_weights(weight_files))
     rows = weights["embeddings.word_embeddings.weight"].shape[0]
     if rows != architecture.vocab_size:
         raise CheckpointError(f"word embeddings have {rows} rows but config.json vocab_size is {architecture.vocab_size}")
+    read = [model_dir / "config.json", *layout.files, *tokenizer_files, *weight_files.all_files]
+    source_files = {path.relative_to(model_dir).as_posix(): sha256_file(path) for path in read}
+    primary = weight_files.primary.relative_to(model_dir).as_posix()
     return Checkpoint(
         path=model_dir,
         source=model,
         revision=resolved_revision,
         architecture=architecture,
         weights=weights,
-        weights_file=weights_file,
-        weights_sha256=sha256_file(weights_file),
-        normalize=normalize,
+        weights_file=weight_files.primary,
+        weights_sha256=source_files[primary],
+        normalize=layout.normalize,
         max_seq_length=max_seq_length,
-        prompts=dict(prompt_config.get("prompts") or {}),
-        default_prompt_name=prompt_config.get("default_prompt_name"),
+        prompts=layout.prompts,
+        default_prompt_name=layout.default_prompt_name,
+        source_files=source_files,
     )
+
+
+def check_reference_agrees(checkpoint: Checkpoint, model) -> None:
+    """What this reader took from the files must be what sentence-transformers itself loaded from them.
+
+    A layout read differently here (a future version moving a setting again) fails the export
+    instead of producing a bundle that truncates, prompts or normalises differently.
+    """
+    import sentence_transformers
+
+    arch = checkpoint.architecture
+    loaded_max = getattr(model, "max_seq_length", None)
+    # sentence-transformers >= 6 adds empty "query"/"document" prompts that no file names: they change nothing
+    loaded_prompts = {k: v for k, v in (model.prompts or {}).items() if v is not None and (v or k in checkpoint.prompts)}
+    loaded = {
+        "max_seq_length": min(int(loaded_max), arch.max_tokens) if loaded_max is not None else arch.max_tokens,
+        "normalize": any(type(module).__name__ == "Normalize" for module in model),
+        "prompts": loaded_prompts,
+        "default_prompt_name": model.default_prompt_name,
+    }
+    ours = {
+        "max_seq_length": checkpoint.max_tokens,
+        "normalize": checkpoint.normalize,
+        "prompts": checkpoint.prompts,
+        "default_prompt_name": checkpoint.default_prompt_name,
+    }
+    differences = [f"{key}: seaembed read {ours[key]!r}, sentence-transformers loaded {loaded[key]!r}" for key in ours if ours[key] != loaded[key]]
+    if differences:
+        raise CheckpointError(
+            f"{checkpoint.path} reads differently here than in sentence-transformers {sentence_transformers.__version__} ("
+            + "; ".join(differences)
+            + "): this layout is not supported yet, please report it"
+        )

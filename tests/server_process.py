@@ -18,19 +18,24 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, bundle, *flags: str):
+    """python: the interpreter whose seaembed serves (benchmarks start an older checkout's);
+    env: extra environment, None removing a variable (SEAEMBED_THREADS defaults to 1 so tests
+    leave the cores to each other)."""
+
+    def __init__(self, bundle, *flags: str, python: str | None = None, env: dict | None = None, startup_s: float = 60):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = f"/tmp/seaembed-test-server-{self.port}.log"
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, SEAEMBED_THREADS="1")
+        env = {**os.environ, "SEAEMBED_THREADS": "1", **(env or {})}
+        env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "seaembed.runtime.cli", "serve", str(bundle), "--port", str(self.port), *flags],
+            [python or sys.executable, "-m", "seaembed.runtime.cli", "serve", str(bundle), "--port", str(self.port), *flags],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.time() + 60
+        deadline = time.time() + startup_s
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{open(self.log_path).read()}")
@@ -41,7 +46,7 @@ class ServerProcess:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"server not ready within 60 s:\n{open(self.log_path).read()}")
+        raise RuntimeError(f"server not ready within {startup_s} s:\n{open(self.log_path).read()}")
 
     def logs(self) -> str:
         self._log.flush()

@@ -81,3 +81,24 @@ def test_queue_limit_raises_queue_full():
         await batcher.stop()
 
     asyncio.run(run())
+
+
+def test_waiting_inputs_are_regrouped_by_length():
+    """Short and long requests arriving interleaved end up in engine calls of similar lengths,
+    and every request still gets its own vectors in its own order."""
+    calls = []
+
+    async def run():
+        batcher = DynamicBatcher(_engine(calls), 10_000, 4, 0.05, 1000, server_metrics())
+        batcher.start()
+        jobs = [[[i] * (3 if i % 2 else 30), [i] * (4 if i % 2 else 31)] for i in range(1, 9)]
+        results = await asyncio.gather(*(batcher.embed(j, None) for j in jobs))
+        await batcher.stop()
+        return jobs, results
+
+    jobs, results = asyncio.run(run())
+    for job, result in zip(jobs, results, strict=True):
+        assert result.tolist() == [[len(s), s[0]] for s in job]
+    widths = [max(len(s) for s in c) for c in calls]
+    assert all(len(s) >= 0.75 * w for c, w in zip(calls, widths, strict=True) for s in c)  # no 3-token input padded to 30
+    assert len(calls) == 4 and all(len(c) == 4 for c in calls)  # 16 inputs in full batches of 4

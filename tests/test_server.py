@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from server_process import ServerProcess
 
-pytest.importorskip("fastapi", reason="the server needs seaembed[serve]")
+pytest.importorskip("uvicorn", reason="the server needs seaembed[serve]")
+pytest.importorskip("orjson", reason="the server needs seaembed[serve]")
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +37,6 @@ def test_openai_endpoint_equals_embedder(server, tiny_embedder, corpus):
     assert np.max(np.abs(got - tiny_embedder.encode(texts, prompt_name="query"))) <= 1e-6
     expected_tokens = sum(len(tiny_embedder.tokenizer.encode(t, prompt_name="query")) for t in texts)
     assert body["usage"] == {"prompt_tokens": expected_tokens, "total_tokens": expected_tokens}
-
-
-def test_official_openai_client(server, tiny_embedder):
-    openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
-    for encoding in ("float", "base64"):
-        result = client.embeddings.create(model="seaembed", input=["hello", "xin chào"], encoding_format=encoding)
-        got = result.data[0].embedding
-        if isinstance(got, str):
-            got = np.frombuffer(base64.b64decode(got), dtype=np.float32)
-        assert np.allclose(got, tiny_embedder.encode("hello"), atol=1e-6)
-    default = client.embeddings.create(model="seaembed", input="hello")  # the client asks for base64 by default
-    assert np.allclose(default.data[0].embedding, tiny_embedder.encode("hello"), atol=1e-6)
 
 
 def test_dimensions_truncates_and_renormalizes(server, tiny_embedder):
@@ -200,3 +188,73 @@ def test_logs_are_json_lines(server):
     lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
     requests = [entry for entry in lines if entry.get("event") == "request"]
     assert requests and {"method", "path", "status", "ms"} <= set(requests[-1])
+
+
+def test_tei_routes_a_stock_client_calls(server, tiny_embedder):
+    texts = ["Selamat pagi", "xin chào"]
+    embed = post(server, "/embed", {"inputs": texts, "prompt_name": "query"}).json()
+    for path in ("/", "/invocations"):  # TEI's root and SageMaker routes embed, for an embedding model
+        response = post(server, path, {"inputs": texts, "prompt_name": "query"})
+        assert response.status_code == 200 and response.json() == embed, path
+    assert np.allclose(embed, tiny_embedder.encode(texts, prompt_name="query"), atol=1e-6)
+    assert httpx.get(server.url + "/").status_code == 200 and httpx.get(server.url + "/ping").status_code == 200
+    openai = post(server, "/embeddings", {"input": texts}).json()  # TEI's OpenAI route without /v1
+    assert np.allclose([d["embedding"] for d in openai["data"]], tiny_embedder.encode(texts), atol=1e-6)
+    info = httpx.get(server.url + "/info").json()
+    assert info["model_type"] == {"embedding": {"pooling": "mean"}} and info["max_client_batch_size"] == 64
+    missing = post(server, "/embed_sparse", {"inputs": "x"})
+    assert missing.status_code == 404 and missing.json()["error_type"] == "Validation"
+    wrong_method = httpx.delete(server.url + "/embed")
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.json()["error"]
+
+
+def test_output_formats_keep_what_they_promise(server, tiny_embedder):
+    texts = ["Selamat pagi", "สวัสดีครับ", "query about durian"]
+    full = tiny_embedder.encode(texts)
+    signs = np.packbits(full > 0, axis=1)
+
+    def openai(fmt, dtype=None):
+        body = {"input": texts, "encoding_format": fmt, **({"embed_dtype": dtype} if dtype else {})}
+        response = post(server, "/v1/embeddings", body)
+        assert response.status_code == 200, response.text
+        return [d["embedding"] for d in response.json()["data"]]
+
+    assert np.array_equal(np.array(openai("float"), dtype=np.float32), full)  # exact: shortest float32 text
+    assert np.array_equal(np.stack([np.frombuffer(base64.b64decode(r), "<f4") for r in openai("base64")]), full)
+    half = np.stack([np.frombuffer(base64.b64decode(r), "<f2") for r in openai("base64", "float16")])
+    assert np.array_equal(half, full.astype(np.float16))
+    assert np.array_equal(np.array(openai("float", "float16"), dtype=np.float16), full.astype(np.float16))
+    assert np.array_equal(np.array(openai("ubinary"), dtype=np.uint8), signs)  # 32 dims → 4 bytes, high bit first
+    assert np.array_equal(np.array(openai("binary"), dtype=np.int16), signs.astype(np.int16) - 128)
+    tei = post(server, "/embed", {"inputs": texts, "encoding_format": "ubinary"}).json()
+    assert np.array_equal(np.array(tei, dtype=np.uint8), signs)
+    # TEI ignores encoding_format on /embed and answers floats; huggingface_hub relies on that
+    assert np.allclose(post(server, "/embed", {"inputs": texts, "encoding_format": "base64"}).json(), full, atol=1e-6)
+    refused = post(server, "/v1/embeddings", {"input": "x", "encoding_format": "ubinary", "embed_dtype": "float16"})
+    assert refused.status_code == 422 and "1 bit per dimension" in refused.text
+
+
+def test_over_length_error_names_what_works_on_each_route(server):
+    long_text = "word " * 700
+    openai = post(server, "/v1/embeddings", {"input": ["ok", long_text]})
+    assert openai.status_code == 422 and openai.json()["input_index"] == 1
+    message = openai.json()["error"]["message"]
+    assert "--auto-truncate true" in message and "truncate=True" not in message
+    tei = post(server, "/embed", {"inputs": long_text}).json()["error"]
+    assert '"truncate": true' in tei
+
+
+def test_workers_share_the_port_and_stop_together(tiny_bundle, tiny_embedder):
+    proc = ServerProcess(tiny_bundle, "--workers", "2")
+    try:
+        async def run():
+            async with httpx.AsyncClient(timeout=60) as client:
+                return await asyncio.gather(*(client.post(proc.url + "/embed", json={"inputs": [f"text {i}"]}) for i in range(16)))
+
+        for i, response in enumerate(asyncio.run(run())):
+            assert response.status_code == 200 and np.allclose(response.json()[0], tiny_embedder.encode(f"text {i}"), atol=1e-6)
+        started = [json.loads(line) for line in proc.logs().splitlines() if '"workers_started"' in line]
+        assert started and started[0]["workers"] == 2 and len(started[0]["pids"]) == 2
+    finally:
+        code = proc.stop()
+    assert code == 0 and open(proc.log_path).read().count('"event": "stopped"') == 3  # two workers, then the supervisor

@@ -45,6 +45,13 @@ class Backend(Protocol):
     def describe(self) -> dict:
         """What /info and `seaembed info` report: engine, precision, providers, threads."""
 
+    def close(self) -> None:
+        """Release what the engine holds outside Python's heap (GPU buffers, streams); idempotent.
+
+        Backends that hold nothing such implement it as a no-op (see OnnxCpuBackend);
+        Embedder.close() calls it and tolerates backends written before it existed.
+        """
+
 
 def pick_artifact(manifest: Manifest, preference: dict[str | None, tuple[str, ...]], precision: str | None, artifact: str | None = None) -> Artifact:
     """The artifact a backend should run.

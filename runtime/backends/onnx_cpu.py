@@ -85,6 +85,9 @@ class OnnxCpuBackend:
         (result,) = self.session.run([output], {"input_ids": input_ids, "attention_mask": attention_mask})
         return np.asarray(result, dtype=np.float32)
 
+    def close(self) -> None:
+        """Nothing to free by hand: the session's memory goes with the object."""
+
     def describe(self) -> dict:
         return {
             "backend": self.name,

@@ -1,4 +1,4 @@
-"""`seaembed serve`: the HTTP server (needs seaembed[serve]: fastapi + uvicorn)."""
+"""`seaembed serve`: the HTTP server (needs seaembed[serve]: uvicorn, orjson; uvloop + httptools where they install)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ from .settings import ServerSettings
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line; messages that are already JSON objects are merged in."""
+    """One JSON object per line; a record's `fields` (extra={"fields": {...}}) are merged in."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)), "level": record.levelname.lower(), "logger": record.name}
-        message = record.getMessage()
-        try:
-            parsed = json.loads(message)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            entry.update(parsed)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
         else:
-            entry["message"] = message
+            entry["message"] = record.getMessage()
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -37,25 +33,44 @@ def configure_logging(level: str = "info") -> None:
     root.setLevel(level.upper())
 
 
-def serve(bundle_dir, settings: ServerSettings, backend: str = "cpu", threads: int | None = None, precision: str | None = None, artifact: str | None = None, log_level: str = "info") -> None:
+def uvicorn_module():
     try:
         import uvicorn
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError("seaembed serve needs the serve extra: pip install 'seaembed[serve]'", name=err.name) from err
-    from ..embedder import Embedder
-    from .app import create_app
+    return uvicorn
 
-    configure_logging(log_level)
-    embedder = Embedder.load(bundle_dir, backend=backend, threads=threads, precision=precision, artifact=artifact)
-    app = create_app(embedder, settings)
-    uvicorn.run(
+
+def uvicorn_config(app, settings: ServerSettings, log_level: str):
+    """uvicorn picks uvloop and httptools when they are installed (the serve extra installs them)."""
+    return uvicorn_module().Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
+        log_level=log_level,
         access_log=False,
+        proxy_headers=False,  # nothing here reads the client address
+        lifespan="on",
         timeout_graceful_shutdown=30,
+        backlog=4096,
     )
+
+
+def serve(bundle_dir, settings: ServerSettings, backend: str = "cpu", threads: int | None = None, precision: str | None = None, artifact: str | None = None, log_level: str = "info") -> None:
+    """Serve a bundle; settings.workers > 1 runs that many processes on one port (workers.py)."""
+    uvicorn = uvicorn_module()
+    configure_logging(log_level)
+    engine = {"backend": backend, "threads": threads, "precision": precision, "artifact": artifact}
+    if settings.workers > 1:
+        from .workers import run_workers
+
+        sys.exit(run_workers(bundle_dir, settings, engine, log_level))
+    from ..embedder import Embedder
+    from .app import create_app
+
+    embedder = Embedder.load(bundle_dir, **engine)
+    uvicorn.Server(uvicorn_config(create_app(embedder, settings), settings, log_level)).run()
 
 
 __all__ = ["ServerSettings", "serve", "configure_logging"]

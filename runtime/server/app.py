@@ -1,214 +1,139 @@
-"""HTTP API: OpenAI-compatible /v1/embeddings and TEI-style /embed, /tokenize, /info, /health, /ready, /metrics."""
+"""HTTP API: OpenAI /v1/embeddings, TEI's routes (/, /embed, /tokenize, /info, /health, …), /ready, /metrics.
+
+Per request: one orjson parse, one batch tokenizer call off the event loop, the shared
+batcher, and vectors written from the numpy array by orjson (formats.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from ..cpus import available_cpus
 from ..embedder import Embedder
 from ..tokenizer import InputTooLongError, InvalidTextError
+from . import formats
+from .asgi import HttpApp, Request, Response, Route
 from .batcher import DynamicBatcher, QueueFull
-from .errors import ApiError, error_response
+from .errors import ApiError
 from .metrics import server_metrics
+from .parsing import bool_field, dimensions_field, direction_field, json_body, texts_field
 from .settings import ServerSettings
 
 log = logging.getLogger("seaembed.server")
 
 # OpenAI's input_type values (and common synonyms) → the model's prompt names
 _INPUT_TYPES = {"query": ("query",), "passage": ("passage", "document"), "document": ("document", "passage")}
+_QUIET_PATHS = ("/metrics", "/health", "/ready", "/ping")
+# What makes an over-long input fit, by route family: OpenAI clients have no `truncate`.
+_TRUNCATE_HINT = {
+    "openai": "shorten it, or start the server with --auto-truncate true to cut inputs to the first {limit} tokens "
+    "(or use the TEI route /embed with \"truncate\": true)",
+    "tei": "pass \"truncate\": true to keep the first {limit} (or \"truncation_direction\": \"left\" with it to keep the last)",
+}
 
 
-class BodyLimit:
-    """Pure ASGI middleware: refuse bodies over max_bytes with 413 before reading them whole."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        path = scope.get("path", "")
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        message = f"request body exceeds {self.max_bytes} bytes (--max-body-bytes)"
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await error_response(path, 413, message)(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
-            event = await receive()
-            if event["type"] == "http.request":
-                seen += len(event.get("body", b""))
-                if seen > self.max_bytes:
-                    raise ApiError(413, message)
-            return event
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except ApiError as err:
-            await error_response(path, err.status, err.message)(scope, receive, send)
+def _too_long(err: InputTooLongError, family: str) -> ApiError:
+    given = f"{err.n_tokens}" if err.exact else f"at least {err.n_tokens}"
+    where = f"input {err.index} " if err.index is not None else "input "
+    message = f"{where}has {given} tokens but the model accepts at most {err.limit} (special tokens included); " + _TRUNCATE_HINT[family].format(limit=err.limit)
+    return ApiError(422, message, index=err.index)
 
 
-def _texts(value, field: str, max_items: int) -> tuple[list[str], bool]:
-    """A string or a non-empty list of non-empty strings; (texts, was_single)."""
-    if isinstance(value, str):
-        texts, single = [value], True
-    elif isinstance(value, list):
-        texts, single = value, False
-        if not texts:
-            raise ApiError(422, f"`{field}` is an empty list; send at least one text", field)
-        for i, item in enumerate(texts):
-            if isinstance(item, (int, list)):
-                raise ApiError(422, f"`{field}` holds token ids at index {i}; this server accepts text only", field, i)
-            if not isinstance(item, str):
-                raise ApiError(422, f"`{field}`[{i}] must be a string, got {type(item).__name__}", field, i)
-    else:
-        raise ApiError(422, f"`{field}` must be a string or a list of strings", field)
-    if len(texts) > max_items:
-        raise ApiError(413, f"batch size {len(texts)} > maximum allowed batch size {max_items} (--max-client-batch-size)", field)
-    for i, text in enumerate(texts):
-        if text == "":
-            raise ApiError(422, f"`{field}`[{i}] is an empty string; empty inputs have no embedding", field, i)
-    return texts, single
+def _json(content, headers: list[tuple[bytes, bytes]] | None = None) -> Response:
+    return Response(formats.dumps(content), headers=headers or [])
 
 
-def _bool_field(body: dict, name: str, default: bool) -> bool:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ApiError(422, f"`{name}` must be true or false, got {value!r}", name)
-    return value
-
-
-async def _json_body(request: Request) -> dict:
-    raw = await request.body()
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ApiError(422, f"request body is not valid UTF-8 (byte {err.start})") from None
-    except json.JSONDecodeError as err:
-        raise ApiError(422, f"request body is not valid JSON: {err.msg} at position {err.pos}") from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "request body must be a JSON object")
-    return body
-
-
-def create_app(embedder: Embedder, settings: ServerSettings) -> FastAPI:
+def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
     settings = settings.resolved(getattr(embedder.backend, "batch_hint", (16, 4096)))
     settings.validate()
     metrics = server_metrics()
     tokenizer = embedder.tokenizer
-    state = {"ready": False, "batcher": None}
-    token_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seaembed-tokenize")
+    state: dict = {"ready": False, "batcher": None}
+    # one tokenizer thread per core this worker may use: the native tokenizer releases the GIL
+    token_threads = max(1, available_cpus() // settings.workers)
+    token_pool = ThreadPoolExecutor(max_workers=token_threads, thread_name_prefix="seaembed-tokenize")
     served_name = settings.served_model_name or embedder.manifest.model_name
 
-    def embed_ids(sequences, normalize):
-        return embedder.embed_ids(sequences, batch_size=settings.max_batch_size, normalize=normalize, max_batch_tokens=settings.max_batch_tokens)
+    def engine(sequences, normalize):
+        return embedder.embed_ids(sequences, batch_size=len(sequences), normalize=normalize)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def startup() -> None:
         batcher = DynamicBatcher(
-            embed_ids,
-            settings.max_batch_tokens,
-            settings.max_batch_size,
-            settings.max_wait_ms / 1000,
-            settings.max_queue_inputs,
-            metrics,
-            batching=settings.batching,
+            engine, settings.max_batch_tokens, settings.max_batch_size, settings.max_wait_ms / 1000,
+            settings.max_queue_inputs, metrics, batching=settings.batching,
         )
         batcher.start()
         state["batcher"] = batcher
         started = time.perf_counter()
         # Warm-up: the first engine calls allocate and pick kernels; no user pays for that.
-        await batcher.embed([tokenizer.encode("warm-up"), tokenizer.encode("warm-up " * 1000)], None)
+        warm = tokenizer.encode_batch_truncating(["warm-up", "warm-up " * 1000])[0]
+        await batcher.embed(warm, None)
         state["ready"] = True
-        log.info(json.dumps({"event": "ready", "warmup_s": round(time.perf_counter() - started, 3), **embedder.describe()}))
-        yield
+        log.info("ready", extra={"fields": {"event": "ready", "warmup_s": round(time.perf_counter() - started, 3), **embedder.describe()}})
+
+    async def shutdown() -> None:
         state["ready"] = False
-        await batcher.stop()  # finishes queued work before the process exits
+        await state["batcher"].stop()  # finishes queued work before the process exits
         token_pool.shutdown(wait=False)
-        log.info(json.dumps({"event": "stopped"}))
+        embedder.close()  # GPU buffers and streams go back before the process exits
+        log.info("stopped", extra={"fields": {"event": "stopped"}})
 
-    app = FastAPI(title="seaembed", version=embedder.manifest.producer.get("seaembed", ""), lifespan=lifespan)
+    def observe(request: Request, response: Response, elapsed: float) -> None:
+        path = request.path
+        metrics.inc("seaembed_requests_total", endpoint=path, status=str(response.status))
+        metrics.observe("seaembed_request_duration_seconds", elapsed, endpoint=path)
+        if settings.log_requests and path not in _QUIET_PATHS:
+            fields = {"event": "request", "method": request.method, "path": path, "status": response.status, "ms": round(elapsed * 1000, 2)}
+            for name, value in response.headers:
+                if name in (b"x-seaembed-inputs", b"x-seaembed-tokens"):
+                    fields[name[11:].decode()] = int(value)
+            log.info("request", extra={"fields": fields})
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
+    def tokenize(texts: list[str], prompt_name: str | None, truncate: bool, direction: str, family: str):
+        """One batch tokenizer call (GIL-free where the tokenizer is native); runs in token_pool."""
         try:
-            response = await call_next(request)
-        except ApiError as err:
-            response = error_response(request.url.path, err.status, err.message, err.param, err.index)
-        elapsed = time.perf_counter() - started
-        endpoint = request.url.path
-        metrics.inc("seaembed_requests_total", endpoint=endpoint, status=str(response.status_code))
-        metrics.observe("seaembed_request_duration_seconds", elapsed, endpoint=endpoint)
-        if settings.log_requests and endpoint not in ("/metrics", "/health", "/ready"):
-            log.info(json.dumps({"event": "request", "method": request.method, "path": endpoint, "status": response.status_code, "ms": round(elapsed * 1000, 2), "inputs": response.headers.get("x-seaembed-inputs"), "tokens": response.headers.get("x-seaembed-tokens")}))
-        return response
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, err: ApiError):
-        return error_response(request.url.path, err.status, err.message, err.param, err.index)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, err: Exception):
-        log.exception("unhandled error")
-        return error_response(request.url.path, 500, f"internal error: {type(err).__name__}: {err}")
-
-    def _tokenize_all(texts, prompt_name, truncate, direction):
-        sequences, truncated = [], []
-        for i, text in enumerate(texts):
-            try:
-                ids = tokenizer.encode(text, prompt_name=prompt_name, truncate=False, index=i)
-            except InputTooLongError as err:
-                if not truncate:
-                    raise ApiError(422, str(err), index=i) from None
-                ids = tokenizer.encode(text, prompt_name=prompt_name, truncate=True, index=i, direction=direction)
-                truncated.append(i)
-            except InvalidTextError as err:
-                raise ApiError(422, str(err), index=i) from None
-            metrics.observe("seaembed_input_tokens", len(ids))
-            sequences.append(ids)
+            if truncate:
+                sequences, truncated = tokenizer.encode_batch_truncating(texts, prompt_name=prompt_name, direction=direction)
+            else:
+                sequences, truncated = tokenizer.encode_batch(texts, prompt_name=prompt_name, truncate=False, direction=direction), []
+        except InputTooLongError as err:
+            raise _too_long(err, family) from None
+        except InvalidTextError as err:
+            raise ApiError(422, str(err), index=err.index) from None
+        metrics.observe_many("seaembed_input_tokens", [len(ids) for ids in sequences])
         if truncated:
             metrics.inc("seaembed_inputs_truncated_total", len(truncated))
         return sequences, truncated
 
-    async def _embed(texts, prompt_name, truncate, normalize, direction="right"):
+    async def embed(texts, prompt_name, truncate, normalize, direction, family):
         if not state["ready"]:
             raise ApiError(503, "the model is still warming up; poll /ready")
         loop = asyncio.get_running_loop()
-        sequences, truncated = await loop.run_in_executor(token_pool, _tokenize_all, texts, prompt_name, truncate, direction)
+        sequences, truncated = await loop.run_in_executor(token_pool, tokenize, texts, prompt_name, truncate, direction, family)
         try:
             vectors = await state["batcher"].embed(sequences, normalize)
         except QueueFull as err:
             raise ApiError(429, str(err)) from None
         except FloatingPointError as err:
             raise ApiError(500, str(err)) from None
-        tokens = sum(len(s) for s in sequences)
-        headers = {"x-seaembed-inputs": str(len(texts)), "x-seaembed-tokens": str(tokens)}
+        tokens = sum(map(len, sequences))
+        headers = [(b"x-seaembed-inputs", str(len(texts)).encode()), (b"x-seaembed-tokens", str(tokens).encode())]
         if truncated:
-            headers["x-seaembed-truncated-inputs"] = ",".join(map(str, truncated))
+            headers.append((b"x-seaembed-truncated-inputs", ",".join(map(str, truncated)).encode()))
         return vectors, tokens, headers
 
-    def _prompt_name(body: dict) -> str | None:
+    def prompt_name_field(body: dict) -> str | None:
         prompt_name = body.get("prompt_name")
         if prompt_name is not None and prompt_name not in embedder.prompts:
-            raise ApiError(422, f"`prompt_name` {prompt_name!r} is not defined by this model (prompts: {sorted(embedder.prompts)})")
+            raise ApiError(422, f"`prompt_name` {prompt_name!r} is not defined by this model (prompts: {sorted(embedder.prompts)})", "prompt_name")
         return prompt_name
 
-    def _prompt_for_input_type(input_type):
+    def prompt_for_input_type(input_type) -> str | None:
         if input_type is None:
             return embedder.manifest.default_prompt_name
         if not isinstance(input_type, str) or input_type not in _INPUT_TYPES:
@@ -218,73 +143,79 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> FastAPI:
                 return name
         raise ApiError(422, f"this model defines no prompt for input_type {input_type!r} (prompts: {sorted(embedder.prompts)})", "input_type")
 
-    @app.post("/v1/embeddings")
-    async def openai_embeddings(request: Request):
-        body = await _json_body(request)
-        texts, _single = _texts(body.get("input"), "input", settings.max_client_batch_size)
-        encoding = body.get("encoding_format", "float") or "float"
-        if encoding not in ("float", "base64"):
-            raise ApiError(422, f"`encoding_format` must be 'float' or 'base64', got {encoding!r}", "encoding_format")
-        dimensions = body.get("dimensions")
-        if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= embedder.dim):
-            raise ApiError(422, f"`dimensions` must be an integer from 1 to {embedder.dim}, got {dimensions!r} (the model is not Matryoshka-trained: fewer dimensions lose quality)", "dimensions")
-        prompt_name = _prompt_for_input_type(body.get("input_type"))
-        vectors, tokens, headers = await _embed(texts, prompt_name, settings.auto_truncate, None)
+    def shorten(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+        if dimensions is None or dimensions == embedder.dim:
+            return vectors
+        vectors = vectors[:, :dimensions]
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    async def openai_embeddings(request: Request) -> Response:
+        body = json_body(request.body)
+        texts = texts_field(body.get("input"), "input", settings.max_client_batch_size)
+        fmt = formats.parse_output_format(body)
+        dimensions = dimensions_field(body, embedder.dim)
+        prompt_name = prompt_for_input_type(body.get("input_type"))
+        vectors, tokens, headers = await embed(texts, prompt_name, settings.auto_truncate, None, "right", "openai")
+        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(formats.rows(shorten(vectors, dimensions), fmt))]
+        return _json({"object": "list", "data": data, "model": served_name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, headers)
+
+    async def tei_embed(request: Request) -> Response:
+        body = json_body(request.body)
+        texts = texts_field(body.get("inputs"), "inputs", settings.max_client_batch_size)
+        normalize = bool_field(body, "normalize", True)
+        truncate = bool_field(body, "truncate", settings.auto_truncate)
+        direction = direction_field(body)
+        dimensions = dimensions_field(body, embedder.dim)
+        fmt = formats.parse_output_format(body)
+        if fmt.encoding == "base64":  # TEI ignores encoding_format here and answers numbers; clients rely on that
+            fmt = formats.OutputFormat("float", fmt.dtype)
+        vectors, _tokens, headers = await embed(texts, prompt_name_field(body), truncate, normalize, direction, "tei")
         if dimensions is not None and dimensions < embedder.dim:
             vectors = vectors[:, :dimensions]
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        data = []
-        for i, vector in enumerate(vectors):
-            vector = np.ascontiguousarray(vector, dtype="<f4")
-            embedding = base64.b64encode(vector.tobytes()).decode("ascii") if encoding == "base64" else vector.tolist()
-            data.append({"object": "embedding", "index": i, "embedding": embedding})
-        content = {"object": "list", "data": data, "model": served_name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-        return JSONResponse(content, headers=headers)
+            if normalize:
+                vectors = shorten(vectors, dimensions)
+        return Response(formats.matrix_json(vectors, fmt), headers=headers)
 
-    @app.post("/embed")
-    async def tei_embed(request: Request):
-        body = await _json_body(request)
-        texts, _single = _texts(body.get("inputs"), "inputs", settings.max_client_batch_size)
-        normalize = _bool_field(body, "normalize", True)
-        truncate = _bool_field(body, "truncate", settings.auto_truncate)
-        direction = body.get("truncation_direction", "Right") or "Right"
-        if direction not in ("Right", "Left", "right", "left"):
-            raise ApiError(422, f"`truncation_direction` must be 'Right' or 'Left', got {direction!r}")
-        prompt_name = _prompt_name(body)
-        vectors, _tokens, headers = await _embed(texts, prompt_name, truncate, normalize, direction.lower())
-        return JSONResponse(vectors.tolist(), headers=headers)
-
-    @app.post("/tokenize")
-    async def tei_tokenize(request: Request):
-        body = await _json_body(request)
-        texts, _single = _texts(body.get("inputs"), "inputs", settings.max_client_batch_size)
-        add_special = _bool_field(body, "add_special_tokens", True)
-        prompt_name = _prompt_name(body)
+    async def tei_tokenize(request: Request) -> Response:
+        body = json_body(request.body)
+        texts = texts_field(body.get("inputs"), "inputs", settings.max_client_batch_size)
+        add_special = bool_field(body, "add_special_tokens", True)
+        prompt_name = prompt_name_field(body)
         specials = set(tokenizer.prefix_ids) | set(tokenizer.suffix_ids)
-        out = []
-        for i, text in enumerate(texts):
-            try:
-                ids = tokenizer.encode(text, prompt_name=prompt_name, add_special_tokens=add_special, index=i)
-            except InvalidTextError as err:
-                raise ApiError(422, str(err), index=i) from None
-            out.append([{"id": t, "text": tokenizer.id_to_piece(t), "special": t in specials} for t in ids])
-        return out
+        try:
+            sequences = tokenizer.encode_batch(texts, prompt_name=prompt_name, add_special_tokens=add_special)
+        except InvalidTextError as err:
+            raise ApiError(422, str(err), index=err.index) from None
+        return _json([[{"id": t, "text": tokenizer.id_to_piece(t), "special": t in specials} for t in ids] for ids in sequences])
 
-    @app.get("/info")
-    async def info():
+    async def info(_request: Request) -> Response:
         manifest = embedder.manifest
-        return {
+        backend = embedder.backend.describe()
+        return _json({
+            # TEI's /info fields (router/src/lib.rs Info), then seaembed's own
             "model_id": served_name,
-            "model": manifest.model_name,
-            "dim": embedder.dim,
+            "model_sha": manifest.source.get("revision") if isinstance(manifest.source, dict) else None,
+            "model_dtype": backend.get("precision"),
+            "model_type": {"embedding": {"pooling": "mean"}},
+            "max_concurrent_requests": settings.max_queue_inputs,
             "max_input_length": embedder.max_tokens,
-            "prompts": manifest.prompts,
-            "normalize": manifest.normalize,
-            **embedder.backend.describe(),
             "max_batch_tokens": settings.max_batch_tokens,
+            "max_batch_requests": settings.max_batch_size,
             "max_client_batch_size": settings.max_client_batch_size,
             "auto_truncate": settings.auto_truncate,
+            "tokenization_workers": token_threads,
+            "version": manifest.producer.get("seaembed", ""),
+            "sha": None,
+            "docker_label": None,
+            "model": manifest.model_name,
+            "dim": embedder.dim,
+            "prompts": manifest.prompts,
+            "normalize": manifest.normalize,
+            **backend,
             "batching": settings.batching,
+            "workers": settings.workers,
+            "encoding_formats": list(formats.ENCODINGS),
+            "embed_dtypes": list(formats.DTYPES),
             "bundle": {
                 "format_version": manifest.format_version,
                 "created": manifest.created,
@@ -293,27 +224,35 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> FastAPI:
                 "artifacts": [{"name": a.name, "precision": a.precision, "parity": {k: a.parity.get(k) for k in ("max_abs_diff", "min_cosine")}} for a in manifest.artifacts],
                 "producer": manifest.producer,
             },
-        }
+        })
 
-    @app.get("/health")
-    async def health():
+    async def health(_request: Request) -> Response:
         batcher = state["batcher"]
         if batcher is None or not batcher.alive:
-            return error_response("/health", 503, "the inference worker is not running")
-        return {"status": "ok"}
+            raise ApiError(503, "the inference worker is not running")
+        return _json({"status": "ok"})
 
-    @app.get("/ready")
-    async def ready():
+    async def ready(_request: Request) -> Response:
         if not state["ready"]:
-            return error_response("/ready", 503, "warming up")
-        return {"status": "ready"}
+            raise ApiError(503, "warming up")
+        return _json({"status": "ready"})
 
-    @app.get("/metrics")
-    async def prometheus():
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+    async def prometheus(_request: Request) -> Response:
+        return Response(metrics.render().encode(), content_type=b"text/plain; version=0.0.4")
 
-    @app.get("/")
-    async def root():
-        return Response(status_code=200, content=f"seaembed serving {served_name}; see /docs of the README for the API\n")
-
-    return BodyLimit(app, settings.max_body_bytes)
+    openai = Route({"POST": openai_embeddings}, openai_errors=True)
+    tei_root = Route({"POST": tei_embed, "GET": health})  # TEI: POST / embeds for embedding models, GET / is health
+    routes = {
+        "/v1/embeddings": openai,
+        "/embeddings": openai,  # TEI serves the OpenAI route here too
+        "/": tei_root,
+        "/embed": Route({"POST": tei_embed}),
+        "/invocations": Route({"POST": tei_embed}),  # SageMaker's route, as TEI maps it
+        "/tokenize": Route({"POST": tei_tokenize}),
+        "/info": Route({"GET": info}),
+        "/health": Route({"GET": health}),
+        "/ping": Route({"GET": health}),
+        "/ready": Route({"GET": ready}),
+        "/metrics": Route({"GET": prometheus}),
+    }
+    return HttpApp(routes, settings.max_body_bytes, startup, shutdown, observe)

@@ -1,11 +1,12 @@
-"""HTTP errors in the two shapes clients expect: OpenAI's for /v1/*, TEI's elsewhere."""
+"""HTTP errors in the two shapes clients expect: OpenAI's on the OpenAI routes, TEI's elsewhere."""
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
+import orjson
 
-_OPENAI_TYPES = {400: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
-_TEI_TYPES = {413: "Validation", 422: "Validation", 429: "Overloaded", 503: "Unhealthy"}
+# OpenAI's error `type` by status; TEI's `error_type` (router/src/lib.rs ErrorType) by status.
+_OPENAI_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+_TEI_TYPES = {400: "Validation", 404: "Validation", 405: "Validation", 413: "Validation", 422: "Validation", 429: "Overloaded", 503: "Unhealthy"}
 
 
 class ApiError(Exception):
@@ -17,11 +18,11 @@ class ApiError(Exception):
         self.index = index
 
 
-def error_response(path: str, status: int, message: str, param: str | None = None, index: int | None = None) -> JSONResponse:
-    if path.startswith("/v1/"):
-        body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": param, "code": status}}
+def error_body(openai_shape: bool, status: int, message: str, param: str | None = None, index: int | None = None) -> bytes:
+    if openai_shape:
+        body: dict = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": param, "code": status}}
     else:
         body = {"error": message, "error_type": _TEI_TYPES.get(status, "Backend")}
     if index is not None:
         body["input_index"] = index
-    return JSONResponse(status_code=status, content=body)
+    return orjson.dumps(body)

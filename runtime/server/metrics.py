@@ -52,6 +52,22 @@ class Metrics:
             state[1] += value
             state[2] += 1
 
+    def observe_many(self, name: str, values, **labels: str) -> None:
+        """observe() of each value under one lock (a request's input lengths)."""
+        buckets = self._buckets[name]
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            state = self._histograms[name].get(key)
+            if state is None:
+                state = self._histograms[name][key] = [[0] * len(buckets), 0.0, 0]
+            counts = state[0]
+            for value in values:
+                for i, bound in enumerate(buckets):
+                    if value <= bound:
+                        counts[i] += 1
+                state[1] += value
+                state[2] += 1
+
     def render(self) -> str:
         lines: list[str] = []
         with self._lock:
@@ -81,6 +97,7 @@ def server_metrics() -> Metrics:
     m.describe("seaembed_queue_inputs", "gauge", "inputs waiting for the engine")
     m.describe("seaembed_batch_size", "histogram", "inputs per engine call", SIZE_BUCKETS)
     m.describe("seaembed_batch_tokens", "histogram", "padded tokens per engine call", TOKEN_BUCKETS)
+    m.describe("seaembed_batch_padding_tokens_total", "counter", "padding positions computed (share of padding: this / seaembed_batch_tokens_sum)")
     m.describe("seaembed_input_tokens", "histogram", "tokens per input (special tokens included)", TOKEN_BUCKETS)
     m.describe("seaembed_inference_duration_seconds", "histogram", "engine time per batch", LATENCY_BUCKETS)
     m.describe("seaembed_inputs_truncated_total", "counter", "inputs cut to the model's max tokens on request")

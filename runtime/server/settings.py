@@ -20,6 +20,7 @@ class ServerSettings:
     max_body_bytes: int = 4 * 1024 * 1024
     auto_truncate: bool = False  # default for requests that do not say
     log_requests: bool = True
+    workers: int = 1  # processes sharing the port, each with its own engine (workers.py)
 
     def resolved(self, batch_hint: tuple[int, int]) -> ServerSettings:
         """Fill unset batch limits from the backend's (max_batch_size, max_batch_tokens) hint."""
@@ -39,6 +40,7 @@ class ServerSettings:
             "max_client_batch_size": self.max_client_batch_size >= 1,
             "max_queue_inputs": self.max_queue_inputs >= self.max_client_batch_size,
             "max_body_bytes": self.max_body_bytes >= 1024,
+            "workers": self.workers >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

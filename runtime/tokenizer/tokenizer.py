@@ -3,145 +3,193 @@
 Pipeline (as `tokenizers` runs it): special tokens written in the text are extracted,
 each remaining span is normalised (Precompiled charsmap, Strip, Replace), pre-tokenised
 (Metaspace), segmented by the unigram model, and wrapped in <s> … </s>.
+
+Two implementations run it: the compiled core (native_engine.py, used when the extension is
+built) and the pure-Python reference (python_engine.py, the fallback; SEAEMBED_TOKENIZER=python
+forces it). Both give the same ids; this class holds what they share: prompts, limits,
+argument checks and the errors.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
+import logging
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
-from .added_tokens import AddedToken, AddedTokenSplitter
+import numpy as np
+
+from ..cpus import available_cpus
+from ..integrity import sha256_file
+from .compiled_form import NativeUnsupported
 from .errors import InputTooLongError, InvalidTextError, TokenizerConfigError
-from .normalizers import build_normalizer
-from .pretokenizers import build_pre_tokenizer
-from .unigram import UnigramModel
+from .native_engine import NativeEngine, compile_engine, load_compiled, native_module
+from .python_engine import PythonEngine
+from .spec import TokenizerSpec
 
-# Long inputs are tokenized a growing prefix at a time; tokens this far from the cut
-# are settled, so truncated ids equal those of the whole text.
-_CUT_MARGIN_TOKENS = 64
-_EXACT_COUNT_CHARS = 20_000
+log = logging.getLogger("seaembed")
+IMPLEMENTATIONS = ("auto", "native", "python")
 
 
-def _special_ids(post_processor: dict | None, pieces: dict[str, tuple[int, float]]) -> tuple[list[int], list[int]]:
-    """Ids the post-processor puts before and after a single sequence."""
-    if post_processor is None:
-        return [], []
-    kind = post_processor.get("type")
-    if kind == "RobertaProcessing" or kind == "BertProcessing":
-        return [int(post_processor["cls"][1])], [int(post_processor["sep"][1])]
-    if kind == "TemplateProcessing":
-        specials = post_processor.get("special_tokens", {})
-        before: list[int] = []
-        after: list[int] = []
-        seen_sequence = False
-        for item in post_processor.get("single", []):
-            if "Sequence" in item:
-                seen_sequence = True
-            elif "SpecialToken" in item:
-                name = item["SpecialToken"]["id"]
-                ids = specials.get(name, {}).get("ids")
-                if ids is None:
-                    if name not in pieces:
-                        raise TokenizerConfigError(f"post-processor names unknown special token {name!r}")
-                    ids = [pieces[name][0]]
-                (after if seen_sequence else before).extend(int(i) for i in ids)
-        return before, after
-    raise TokenizerConfigError(f"tokenizer.json uses the {kind!r} post-processor, which is not implemented")
+@functools.cache
+def _log_fallback(reason: str) -> None:
+    log.warning("seaembed uses its pure-Python tokenizer (slower, same ids): %s", reason)
+
+
+def _use_native(implementation: str | None):
+    """The extension module when the compiled core should run, else None (after logging why, once)."""
+    choice = implementation or os.environ.get("SEAEMBED_TOKENIZER") or "auto"
+    if choice not in IMPLEMENTATIONS:
+        raise ValueError(f"tokenizer implementation {choice!r} is not one of {', '.join(IMPLEMENTATIONS)} (SEAEMBED_TOKENIZER)")
+    if choice == "python":
+        return None
+    native, reason = native_module()
+    if native is None:
+        if choice == "native":
+            raise RuntimeError(f"the compiled tokenizer was requested but cannot be used: {reason}")
+        _log_fallback(reason)
+    return native
+
+
+@contextmanager
+def _gc_paused():
+    """The 250k-piece vocabulary is ~1M small objects: the cyclic GC has nothing to find in them
+    but would walk them repeatedly while they are built."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _read_spec(path: Path) -> TokenizerSpec:
+    with open(path, "rb") as handle:
+        return TokenizerSpec.parse(json.loads(handle.read()))
+
+
+def _engine_from_spec(spec: TokenizerSpec, native, sha256: str | None, max_tokens: int, threads: int | None):
+    if native is not None:
+        try:
+            return compile_engine(native, spec, sha256, max_tokens, threads or available_cpus())
+        except NativeUnsupported as err:
+            _log_fallback(f"the compiled core does not implement {err}")
+    return PythonEngine(spec, max_tokens)
 
 
 class Tokenizer:
     """Turns text into model input ids, identical to transformers' XLMRobertaTokenizerFast."""
 
-    def __init__(self, spec: dict, max_tokens: int, prompts: dict[str, str] | None = None):
-        model = spec.get("model") or {}
-        if model.get("type") != "Unigram":
-            raise TokenizerConfigError(
-                f"tokenizer.json model type is {model.get('type')!r}; seaembed implements SentencePiece Unigram only"
-            )
-        self.model = UnigramModel(model["vocab"], model.get("unk_id"), bool(model.get("byte_fallback", False)))
-        self._normalize = build_normalizer(spec.get("normalizer"))
-        self._pre_tokenize = build_pre_tokenizer(spec.get("pre_tokenizer"))
-        added = [
-            AddedToken(
-                content=t["content"],
-                id=int(t["id"]),
-                lstrip=bool(t.get("lstrip")),
-                rstrip=bool(t.get("rstrip")),
-                normalized=bool(t.get("normalized")),
-            )
-            for t in spec.get("added_tokens", [])
-        ]
-        for t in spec.get("added_tokens", []):
-            if t.get("single_word"):
-                raise TokenizerConfigError(f"added token {t['content']!r} uses single_word, which is not implemented")
-        self._added = AddedTokenSplitter(added)
-        self._added_tokens = added
-        self._pieces_by_id: dict[int, str] | None = None
-        self.prefix_ids, self.suffix_ids = _special_ids(spec.get("post_processor"), self.model.pieces)
-        if max_tokens <= len(self.prefix_ids) + len(self.suffix_ids):
-            raise TokenizerConfigError(f"max_tokens={max_tokens} leaves no room for text between the special tokens")
-        self.max_tokens = int(max_tokens)
-        self.prompts = dict(prompts or {})
-        self.pad_id = next((t.id for t in added if t.content == "<pad>"), 1)
-        self.vocab_size = max(self.model.vocab_size, max((t.id + 1 for t in added), default=0))
+    def __init__(
+        self,
+        spec: dict,
+        max_tokens: int,
+        prompts: dict[str, str] | None = None,
+        implementation: str | None = None,
+        threads: int | None = None,
+    ):
+        with _gc_paused():
+            engine = _engine_from_spec(TokenizerSpec.parse(spec), _use_native(implementation), None, max_tokens, threads)
+        self._setup(engine, max_tokens, prompts)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, max_tokens: int = 512, prompts: dict[str, str] | None = None) -> Tokenizer:
-        # The 250k-piece vocabulary is ~1M small objects: the cyclic GC has nothing to find
-        # in them but would walk them repeatedly while they are built.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            with open(path, "rb") as handle:
-                spec = json.loads(handle.read())
-            return cls(spec, max_tokens=max_tokens, prompts=prompts)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        max_tokens: int = 512,
+        prompts: dict[str, str] | None = None,
+        *,
+        sha256: str | None = None,
+        implementation: str | None = None,
+        threads: int | None = None,
+    ) -> Tokenizer:
+        """Load tokenizer.json. sha256 (hex), when the caller has verified it, saves hashing the file.
 
-    # -- text → ids ---------------------------------------------------------------------
+        implementation: "auto" (compiled core when built), "native" or "python"; default from
+        SEAEMBED_TOKENIZER. threads: batch threads (default available_cpus()).
+        """
+        path = Path(path)
+        native = _use_native(implementation)
+        engine = None
+        if native is not None:
+            sha256 = sha256 or sha256_file(path)
+            engine = load_compiled(native, path, sha256, max_tokens, threads or available_cpus())
+        if engine is None:
+            with _gc_paused():
+                engine = _engine_from_spec(_read_spec(path), native, sha256, max_tokens, threads)
+        tokenizer = cls.__new__(cls)
+        tokenizer._setup(engine, max_tokens, prompts)
+        return tokenizer
 
-    def _content_ids(self, text: str) -> list[int]:
-        """Ids of `text` without the surrounding special tokens."""
-        ids: list[int] = []
-        first = True
-        for raw_segment in self._added.split_raw(text):
-            if isinstance(raw_segment, int):
-                ids.append(raw_segment)
-                first = False
-                continue
-            for segment in self._added.split_normalized(self._normalize(raw_segment)):
-                if isinstance(segment, int):
-                    ids.append(segment)
-                else:
-                    for word in self._pre_tokenize([segment], first):
-                        ids.extend(self.model.tokenize(word))
-                first = False
-        return ids
+    def _setup(self, engine: NativeEngine | PythonEngine, max_tokens: int, prompts: dict[str, str] | None) -> None:
+        if max_tokens <= len(engine.prefix_ids) + len(engine.suffix_ids):
+            raise TokenizerConfigError(f"max_tokens={max_tokens} leaves no room for text between the special tokens")
+        self._engine = engine
+        self.implementation: str = engine.name
+        self.max_tokens = int(max_tokens)
+        self.prompts = dict(prompts or {})
+        self.prefix_ids: list[int] = list(engine.prefix_ids)
+        self.suffix_ids: list[int] = list(engine.suffix_ids)
+        self.pad_id: int = engine.pad_id
+        self.vocab_size: int = engine.vocab_size
 
-    def _apply_prompt(self, text: str, prompt_name: str | None) -> str:
+    @property
+    def threads(self) -> int:
+        """Threads a batch call may use (the compiled core; the Python reference uses one)."""
+        return self._engine.threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        if self.implementation == "native":
+            self._engine.threads = value
+
+    # -- arguments and errors shared by every method ------------------------------------
+
+    def _prompt(self, prompt_name: str | None) -> str:
         if prompt_name is None:
-            return text
+            return ""
         if prompt_name not in self.prompts:
             known = ", ".join(sorted(self.prompts)) or "none"
             raise KeyError(f"prompt_name {prompt_name!r} is not defined by this model (known prompts: {known})")
-        return self.prompts[prompt_name] + text
+        return self.prompts[prompt_name]
 
     @staticmethod
-    def _check_text(text: object, index: int | None = None) -> str:
+    def _keep_end(direction: str) -> bool:
+        if direction not in ("right", "left"):
+            raise ValueError(f"truncation direction must be 'right' or 'left', got {direction!r}")
+        return direction == "left"
+
+    def _raise(self, error: tuple, index: int | None) -> None:
+        _position, kind, detail, more = error
         where = f"input {index}" if index is not None else "input"
-        if not isinstance(text, str):
-            raise InvalidTextError(f"{where} must be a str, got {type(text).__name__}", index)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as err:
-            raise InvalidTextError(
-                f"{where} is not valid Unicode: lone surrogate U+{ord(text[err.start]):04X} at character {err.start}",
-                index,
-            ) from None
-        return text
+        if kind == "type":
+            raise InvalidTextError(f"{where} must be a str, got {detail}", index)
+        if kind == "surrogate":
+            raise InvalidTextError(f"{where} is not valid Unicode: lone surrogate U+{detail:04X} at character {more}", index)
+        raise InputTooLongError(detail, self.max_tokens, exact=bool(more), index=index)
+
+    def _run(self, texts, prompt_name, truncate, direction, add_special_tokens, first_index, padded=False):
+        if isinstance(texts, str):
+            raise TypeError("pass a list of strings; use encode() for one string")
+        texts = texts if isinstance(texts, (list, tuple)) else list(texts)
+        keep_end = self._keep_end(direction)
+        prompt = self._prompt(prompt_name)
+        if padded and self.implementation == "native":
+            ids, truncated, error = self._engine.encode(texts, prompt, truncate, keep_end, add_special_tokens, True)
+        else:
+            ids, truncated, error = self._engine.encode(texts, prompt, truncate, keep_end, add_special_tokens)
+        if error is not None:
+            if error[1] == "type":  # the type's Python name, whichever engine saw it
+                error = (error[0], "type", type(texts[error[0]]).__name__, None)
+            self._raise(error, first_index + error[0])
+        return ids, truncated
+
+    # -- text → ids ---------------------------------------------------------------------
 
     def encode(
         self,
@@ -156,37 +204,13 @@ class Tokenizer:
 
         direction "left" keeps the end of the text instead of its beginning.
         """
-        if direction not in ("right", "left"):
-            raise ValueError(f"truncation direction must be 'right' or 'left', got {direction!r}")
-        text = self._apply_prompt(self._check_text(text, index), prompt_name)
-        budget = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)
-        # Left truncation needs the last tokens, so the whole text is tokenized.
-        ids = self._bounded_content_ids(text, budget) if direction == "right" else self._content_ids(text)
-        if len(ids) > budget:
-            if not truncate:
-                exact = len(text) <= _EXACT_COUNT_CHARS
-                count = len(self._content_ids(text)) if exact else len(ids)
-                raise InputTooLongError(
-                    count + len(self.prefix_ids) + len(self.suffix_ids), self.max_tokens, exact=exact, index=index
-                )
-            ids = ids[:budget] if direction == "right" else ids[len(ids) - budget :]
-        if not add_special_tokens:
-            return ids
-        return self.prefix_ids + ids + self.suffix_ids
-
-    def _bounded_content_ids(self, text: str, budget: int) -> list[int]:
-        """Content ids, tokenizing only as much of a long text as the budget needs.
-
-        Returns all ids, or at least budget + margin leading ids that equal those of
-        the whole text.
-        """
-        prefix_chars = max(4096, budget * 16)
-        while prefix_chars < len(text):
-            ids = self._content_ids(text[:prefix_chars])
-            if len(ids) >= budget + _CUT_MARGIN_TOKENS:
-                return ids[: budget + 1]
-            prefix_chars *= 4
-        return self._content_ids(text)
+        keep_end = self._keep_end(direction)
+        ids, _truncated, error = self._engine.encode([text], self._prompt(prompt_name), truncate, keep_end, add_special_tokens)
+        if error is not None:
+            if error[1] == "type":
+                error = (0, "type", type(text).__name__, None)
+            self._raise(error, index)
+        return ids[0]
 
     def encode_batch(
         self,
@@ -195,43 +219,65 @@ class Tokenizer:
         truncate: bool = True,
         direction: str = "right",
         add_special_tokens: bool = True,
+        *,
+        first_index: int = 0,
     ) -> list[list[int]]:
-        """encode() of every text, in order. The first bad input raises with its `index`
-        (InvalidTextError; InputTooLongError when truncate is False)."""
-        if isinstance(texts, str):
-            raise TypeError("encode_batch takes a list of strings; use encode() for one string")
-        return [
-            self.encode(t, prompt_name=prompt_name, truncate=truncate, add_special_tokens=add_special_tokens, index=i, direction=direction)
-            for i, t in enumerate(texts)
-        ]
+        """encode() of every text, in order, on up to `threads` threads with the GIL released.
+
+        The first bad input raises with its `index` (InvalidTextError; InputTooLongError when
+        truncate is False); indices count from first_index (for callers encoding a slice).
+        """
+        return self._run(texts, prompt_name, truncate, direction, add_special_tokens, first_index)[0]
 
     def encode_batch_truncating(
-        self, texts: Sequence[str], prompt_name: str | None = None, direction: str = "right"
+        self, texts: Sequence[str], prompt_name: str | None = None, direction: str = "right", *, first_index: int = 0
     ) -> tuple[list[list[int]], list[int]]:
         """Ids of every text, over-long ones cut to max_tokens, and the indices of those that were cut."""
-        if isinstance(texts, str):
-            raise TypeError("encode_batch_truncating takes a list of strings")
-        if direction not in ("right", "left"):
-            raise ValueError(f"truncation direction must be 'right' or 'left', got {direction!r}")
-        budget = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)
-        out: list[list[int]] = []
-        truncated: list[int] = []
-        for i, text in enumerate(texts):
-            text = self._apply_prompt(self._check_text(text, i), prompt_name)
-            ids = self._bounded_content_ids(text, budget) if direction == "right" else self._content_ids(text)
-            if len(ids) > budget:
-                truncated.append(i)
-                ids = ids[:budget] if direction == "right" else ids[len(ids) - budget :]
-            out.append(self.prefix_ids + ids + self.suffix_ids)
-        return out, truncated
+        ids, truncated = self._run(texts, prompt_name, True, direction, True, first_index)
+        return ids, [first_index + i for i in truncated]
 
-    def id_to_piece(self, token_id: int) -> str:
-        if self._pieces_by_id is None:
-            self._pieces_by_id = {i: piece for piece, (i, _s) in self.model.pieces.items()}
-            self._pieces_by_id.update({t.id: t.content for t in self._added_tokens})
-        return self._pieces_by_id.get(token_id, "")
+    def encode_batch_padded(
+        self,
+        texts: Sequence[str],
+        prompt_name: str | None = None,
+        truncate: bool = True,
+        direction: str = "right",
+        *,
+        first_index: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, attention_mask): int64 arrays of shape (len(texts), longest), right-padded, ready for an engine."""
+        ids, _truncated = self._run(texts, prompt_name, truncate, direction, True, first_index, padded=True)
+        if isinstance(ids, tuple):  # the compiled core filled the arrays itself
+            ids_buffer, mask_buffer, rows, width = ids
+            return (
+                np.frombuffer(ids_buffer, dtype=np.int64).reshape(rows, width),
+                np.frombuffer(mask_buffer, dtype=np.int64).reshape(rows, width),
+            )
+        width = max((len(row) for row in ids), default=0)
+        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            attention_mask[row, : len(seq)] = 1
+        return input_ids, attention_mask
 
     def count_tokens(self, text: str, prompt_name: str | None = None) -> int:
         """Tokens the model would see for `text` without truncation (special tokens included)."""
-        text = self._apply_prompt(self._check_text(text), prompt_name)
-        return len(self._content_ids(text)) + len(self.prefix_ids) + len(self.suffix_ids)
+        prompt = self._prompt(prompt_name)
+        if not isinstance(text, str):
+            self._raise((0, "type", type(text).__name__, None), None)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            self._raise((0, "surrogate", ord(text[err.start]), err.start), None)
+        return self._engine.count(prompt + text) + len(self.prefix_ids) + len(self.suffix_ids)
+
+    def id_to_piece(self, token_id: int) -> str:
+        added = self._engine.added_contents.get(token_id)
+        if added is not None:
+            return added
+        return self._engine.piece(token_id) or ""
+
+    def clear_cache(self) -> None:
+        """Forget segmented words (the Python reference's word cache; benchmarks of cold runs)."""
+        self._engine.clear_cache()

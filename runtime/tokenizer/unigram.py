@@ -38,6 +38,9 @@ class UnigramModel:
         self._cache[word] = ids
         return ids
 
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
     def _viterbi(self, word: str) -> list[int]:
         n = len(word)
         if n == 0:

@@ -1,0 +1,99 @@
+"""Export and gate the opt-in CUDA attention graphs (`seaembed export --cuda-attention mha,packed`).
+
+They use ORT-CUDA contrib ops (PackedMultiHeadAttention has no CPU kernel), so they are
+gated where they run: on the CUDA execution provider, against PyTorch on the same probes
+as every other graph (the packed graph is fed the probes packed, from their unpadded rows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seaembed.runtime.manifest import Artifact
+from seaembed.runtime.packing import pack
+
+from . import parity
+from .attention_graphs import PACKED_INPUTS, VARIANTS, build_mha_graph, build_packed_graph
+from .onnx_graph import OPSET, save_with_external_data
+
+CUDA = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def check_variants(variants: tuple[str, ...]) -> None:
+    """Refuse unknown names, and a machine whose onnxruntime cannot run (so cannot gate) these graphs."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--cuda-attention {', '.join(unknown)} is not available; choose from {', '.join(VARIANTS)}")
+    if variants:
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ValueError(
+                f"--cuda-attention graphs are gated on the GPU they run on: this onnxruntime has {ort.get_available_providers()}; "
+                "install onnxruntime-gpu on a CUDA machine"
+            )
+
+
+def measure_packed_parity(onnx_path, reference, providers: tuple[str, ...] = CUDA) -> dict:
+    """parity.measure_onnx_parity for the packed graph: each padded probe batch is packed from its real tokens."""
+    results = {}
+    for label, optimized in (("as_written", False), ("ort_optimized", True)):
+        session = parity._session(onnx_path, optimized, list(providers))
+        refs, outs = [], []
+        for input_ids, attention_mask, expected in reference:
+            rows = [ids[mask.astype(bool)].tolist() for ids, mask in zip(input_ids, attention_mask, strict=True)]
+            (got,) = session.run(["sentence_embedding"], pack(rows))
+            refs.append(expected)
+            outs.append(got)
+        results[label] = parity.compare(np.concatenate(refs), np.concatenate(outs))
+    return {
+        "max_abs_diff": max(r["max_abs_diff"] for r in results.values()),
+        "min_cosine": min(r["min_cosine"] for r in results.values()),
+        "mean_cosine": min(r["mean_cosine"] for r in results.values()),
+        "finite": all(r["finite"] for r in results.values()),
+        "sessions": results,
+        "probes": int(sum(len(r[0]) for r in reference)),
+        "batch_sizes": list(parity.PROBE_BATCH_SIZES),
+        "providers": list(providers),
+    }
+
+
+def export_attention_variants(checkpoint, out_dir, variants: tuple[str, ...], reference, providers: tuple[str, ...] = CUDA) -> list[Artifact]:
+    from .exporter import _files_sha, _io_spec
+
+    arch = checkpoint.architecture
+    artifacts = []
+    for variant in variants:
+        graph_file = f"model.fp16.{variant}.onnx"
+        if variant == "mha":
+            model = build_mha_graph(arch, checkpoint.weights, checkpoint.normalize, "fp16")
+        else:
+            model = build_packed_graph(arch, checkpoint.weights, checkpoint.normalize, "fp16", attention="packed")
+        save_with_external_data(model, out_dir / graph_file, graph_file + ".data")
+        measure = parity.measure_onnx_parity if variant == "mha" else measure_packed_parity
+        stats = parity.enforce(measure(out_dir / graph_file, reference, providers), "fp16")
+        inputs, outputs = _io_spec(arch.hidden)
+        details = {"ort_only": True, "execution_provider": providers[0], "attention": "MultiHeadAttention, key lengths [batch]"}
+        if variant == "packed":
+            details = dict(details, attention="PackedMultiHeadAttention", packed=True)
+            inputs = [
+                {"name": PACKED_INPUTS[0], "dtype": "int64", "shape": ["tokens"]},
+                {"name": PACKED_INPUTS[1], "dtype": "int32", "shape": ["batch", "max_len"]},
+                {"name": PACKED_INPUTS[2], "dtype": "int32", "shape": ["batch_plus_1"]},
+            ]
+            outputs = outputs[:2]
+        artifacts.append(
+            Artifact(
+                name=f"onnx-fp16-{variant}",
+                format="onnx",
+                precision="fp16",
+                file=graph_file,
+                sha256=_files_sha(out_dir, graph_file, graph_file + ".data"),
+                inputs=inputs,
+                outputs=outputs,
+                opset=OPSET,
+                parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
+                details=details,
+            )
+        )
+    return artifacts

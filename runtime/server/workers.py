@@ -1,0 +1,98 @@
+"""`--workers N`: N server processes on one listening socket, each with its own engine.
+
+Python runs one request's parsing, tokenization glue and serialisation at a time per
+process (the GIL); separate processes use the other cores. Each worker gets
+available_cpus() // N inference threads unless --threads says otherwise. On a GPU, the N
+processes share the device (each holds its own session and memory).
+
+The parent binds the socket (so the port is taken before any model loads), starts the
+workers with the spawn method (no forked engine threads), forwards SIGTERM/SIGINT, and
+restarts a worker that dies after it was up; a worker that dies within its first
+STARTUP_GRACE_S means the configuration is wrong, so everything stops with its exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+
+from ..cpus import available_cpus
+from .settings import ServerSettings
+
+log = logging.getLogger("seaembed.server")
+STARTUP_GRACE_S = 60.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker_main(sock: socket.socket, index: int, bundle_dir, settings: ServerSettings, engine: dict, log_level: str) -> None:
+    from ..embedder import Embedder
+    from . import configure_logging, uvicorn_config, uvicorn_module
+    from .app import create_app
+
+    configure_logging(log_level)
+    embedder = Embedder.load(bundle_dir, **engine)
+    log.info("worker", extra={"fields": {"event": "worker_loaded", "worker": index, "threads": engine["threads"]}})
+    server = uvicorn_module().Server(uvicorn_config(create_app(embedder, settings), settings, log_level))
+    server.run(sockets=[sock])
+
+
+def run_workers(bundle_dir, settings: ServerSettings, engine: dict, log_level: str) -> int:
+    """Supervise settings.workers processes until SIGTERM/SIGINT; returns the exit code."""
+    from ..manifest import load_manifest
+
+    load_manifest(bundle_dir)  # a bad bundle fails here, once, with its own message
+    count = settings.workers
+    engine = dict(engine, threads=engine.get("threads") or max(1, available_cpus() // count))
+    sock = bind_socket(settings.host, settings.port)
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start(index: int):
+        process = context.Process(target=_worker_main, args=(sock, index, bundle_dir, settings, engine, log_level), name=f"seaembed-worker-{index}")
+        process.start()
+        return process, time.monotonic()
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for process, _started in workers:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes in-flight requests, the batcher its queue
+
+    workers = [start(i) for i in range(count)]
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("workers", extra={"fields": {"event": "workers_started", "workers": count, "threads_per_worker": engine["threads"], "pids": [p.pid for p, _ in workers]}})
+    exit_code = 0
+    while not stopping:
+        time.sleep(0.2)
+        for index, (process, started) in enumerate(workers):
+            if process.is_alive() or stopping:
+                continue
+            if time.monotonic() - started < STARTUP_GRACE_S:
+                log.error("worker", extra={"fields": {"event": "worker_failed_at_startup", "worker": index, "exitcode": process.exitcode}})
+                exit_code = process.exitcode or 1
+                stop(signal.SIGTERM, None)
+                break
+            log.error("worker", extra={"fields": {"event": "worker_restarted", "worker": index, "exitcode": process.exitcode}})
+            workers[index] = start(index)
+    for process, _started in workers:
+        process.join(35)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    sock.close()
+    log.info("stopped", extra={"fields": {"event": "stopped", "workers": count}})
+    return exit_code
