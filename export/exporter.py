@@ -187,7 +187,11 @@ def export_bundle(
         from .attention_export import check_variants
 
         check_variants(cuda_attention)
-    keep = check_keep(keep, planned_artifacts(precisions, target, ort_fused, _has_cuda_provider()))
+    if keep is not None:
+        from .openvino_export import unavailable_reason
+
+        openvino = unavailable_reason() is None
+        keep = check_keep(keep, planned_artifacts(precisions, target, ort_fused, _has_cuda_provider(), cuda_attention, openvino))
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")

@@ -8,6 +8,7 @@ was removed, so asking for it later names what the bundle still holds and how to
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as dt
 import os
@@ -69,14 +70,18 @@ def _bundle_bytes(bundle_dir: Path, files: Sequence[str]) -> int:
     return sum((bundle_dir / f).stat().st_size for f in files if (bundle_dir / f).exists())
 
 
+class KeepError(BundleError):
+    """--keep names no artifact, or one the bundle does not have: a usage error, not a broken bundle."""
+
+
 def _select(manifest: Manifest, keep: Sequence[str], where: Path) -> tuple[list[Artifact], list[Artifact]]:
     have = [a.name for a in manifest.artifacts]
     if not keep:
-        raise BundleError(f"--keep names no artifact; name one or more of: {', '.join(have)}")
+        raise KeepError(f"--keep names no artifact; name one or more of: {', '.join(have)}")
     for name in keep:
         if name not in have:
             why = missing_artifact_hint(manifest, [name]) if pruned_record(manifest, name) else f"it has: {', '.join(have)}"
-            raise BundleError(f"--keep {name}: bundle {where} has no artifact named {name!r} ({why})")
+            raise KeepError(f"--keep {name}: bundle {where} has no artifact named {name!r} ({why})")
     kept = [a for a in manifest.artifacts if a.name in keep]
     return kept, [a for a in manifest.artifacts if a.name not in keep]
 
@@ -170,7 +175,12 @@ def describe(result: PruneResult) -> str:
 
 
 def cmd_prune(args) -> int:
-    result = prune_bundle(args.bundle, args.keep, out_dir=args.out, verify=args.verify, overwrite=args.overwrite)
+    from .cli_support import usage_error
+
+    try:
+        result = prune_bundle(args.bundle, args.keep, out_dir=args.out, verify=args.verify, overwrite=args.overwrite)
+    except KeepError as err:
+        raise usage_error(str(err)) from err
     print(describe(result))
     return 0
 
@@ -189,4 +199,6 @@ def register_cli(sub) -> None:
     p.add_argument("--out", default=None, help="write the pruned bundle here (hard links or copies) and leave BUNDLE as it is")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the sha256 check of the kept files (done by default)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error [SEAEMBED_DEBUG]")
+    p.intermixed = True
     p.set_defaults(func=cmd_prune)

@@ -74,6 +74,10 @@ def cmd_export(args) -> int:
             raise usage_error(f"--precision {precision!r} is not available; choose from {', '.join(PRECISIONS)}")
     check_model_source(args.model)
     from seaembed.export import export_bundle, summarize
+    from seaembed.export.keep import check_export_keep
+
+    keep = tuple(n for part in args.keep for n in part.split(",") if n) or None
+    check_export_keep(keep, precisions or ("fp32",), args.target, tuple(v for part in args.cuda_attention for v in part.split(",") if v))
 
     profile = None
     if args.target == "tensorrt":
@@ -92,7 +96,7 @@ def cmd_export(args) -> int:
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
         engine_compatibility={"hardware_compatibility": args.trt_hardware_compatibility, "version_compatible": args.trt_version_compatible},
         cuda_attention=tuple(v for part in args.cuda_attention for v in part.split(",") if v),
-        keep=tuple(n for part in args.keep for n in part.split(",") if n) or None,
+        keep=keep,
     )
     print(summarize(manifest))
     print(f"bundle written to {args.out}")
@@ -168,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     for register in _EXTRA_COMMANDS:
         register(sub)
     for command in sub.choices.values():
-        command.intermixed = True
+        command.intermixed = command._subparsers is None  # argparse cannot intermix a command with subcommands (`bundle prune`)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error [SEAEMBED_DEBUG]")
     return parser
 

@@ -78,7 +78,9 @@ def one_cold_start(bundle, artifact: str | None = None, backend: str = "cpu", th
         child.communicate()
         errors.seek(0)
         if child.returncode != 0 or not line.strip():
-            raise RuntimeError(f"cold-start run of {artifact or 'the default artifact'} failed (exit {child.returncode}): {errors.read()[-2000:]}")
+            lines = [text for text in errors.read().splitlines() if text.strip()]
+            reason = lines[-1] if lines else "no output"  # the child's exception, not its traceback or warnings
+            raise RuntimeError(f"cold-start run of {artifact or 'the default artifact'} failed (exit {child.returncode}): {reason}")
     report = json.loads(line)
     # interpreter start + imports: what is left of the wall time once load and embed are taken out
     return dict(report, first_embedding_s=elapsed, startup_s=elapsed - report["load_s"] - report["first_embed_s"])

@@ -1,4 +1,4 @@
-"""Compact embedding tables and weights: exact where promised, gated on real weights, folded by ORT at load."""
+"""Compact embedding tables and weights: close where promised, gated on real weights, run by ORT as stored."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import onnx
 import pytest
 
 from seaembed.export.compact_embeddings import compact_graph, find_word_embedding_gather, quantize_rows
-from seaembed.export.ranking import ranking_agreement, ranking_pool
+from seaembed.export.quality import rankings
+from seaembed.export.ranking import compare_rankings, ranking_pool
 from seaembed.runtime import Embedder
 from seaembed.runtime.manifest import load_manifest
 
@@ -65,8 +66,9 @@ def test_pass_finds_the_word_table_and_keeps_outputs_close(tiny_bundle, tmp_path
     assert np.max(np.abs(got[1] - reference[1])) <= (5e-2 if rows == "int8" else 5e-3)
 
 
-def test_float_weights_are_folded_back_to_fp32_at_load(e5_small_bundle, tmp_path):
-    """The dynamic INT8 graph stores its float FFN weights as int8 + Cast + Mul: ORT must fold them at load."""
+def test_float_weights_stay_int8_and_run_as_8bit_matmuls(e5_small_bundle, tmp_path):
+    """The dynamic INT8 graph stores its float FFN down projections as int8 + DequantizeLinear: ONNX Runtime's
+    CPU provider must run them as MatMulNBits on 8-bit weights (not fold them back to FP32 at load)."""
     import onnxruntime as ort
 
     entry = next(a for a in load_manifest(e5_small_bundle).artifacts if a.name == "onnx-int8-dynamic")
@@ -76,6 +78,7 @@ def test_float_weights_are_folded_back_to_fp32_at_load(e5_small_bundle, tmp_path
     stored = onnx.load(str(e5_small_bundle / entry.file), load_external_data=False)
     types = {t.name: t.data_type for t in stored.graph.initializer}
     assert types["embeddings.word_embeddings.weight.int8"] == onnx.TensorProto.INT8
+    assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) == 12
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
@@ -83,22 +86,19 @@ def test_float_weights_are_folded_back_to_fp32_at_load(e5_small_bundle, tmp_path
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     ort.InferenceSession(str(e5_small_bundle / entry.file), options, providers=["CPUExecutionProvider"])
     optimized = onnx.load(str(tmp_path / "optimized.onnx"), load_external_data=False)
-    produced_by = {o: n.op_type for n in optimized.graph.node for o in n.output}
-    inits = {t.name: t for t in optimized.graph.initializer}
-    down = [n for n in optimized.graph.node if n.op_type in ("MatMul", "FusedMatMul", "Gemm") and any(".output.dense.weight_t" in i for i in n.input)]
-    assert len(down) == 12
-    for node in down:
-        weight = node.input[1]
-        assert weight in inits and produced_by.get(weight) is None, f"{node.name}: weight not folded"
-        assert inits[weight].data_type == onnx.TensorProto.FLOAT
+    nbits = [n for n in optimized.graph.node if n.op_type == "MatMulNBits"]
+    assert len(nbits) == 12 and not any(n.op_type == "DequantizeLinear" for n in optimized.graph.node)
+    for node in nbits:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attributes["bits"] == 8 and (attributes["K"], attributes["N"]) == (1536, 384)
 
 
 def test_compact_tables_are_recorded_and_shrink_the_files(e5_small_bundle):
     manifest = load_manifest(e5_small_bundle)
     by_name = {a.name: a for a in manifest.artifacts}
     assert by_name["onnx-fp16"].details["storage"]["word_embeddings"]["rows"].startswith("fp16 rows")
-    assert by_name["onnx-int8-qdq"].details["storage"]["word_embeddings"]["rows"].startswith("int8 per-row")
-    assert "storage" not in by_name["onnx-fp32"].details and "storage" not in by_name["onnx-fp32-ort"].details
+    assert by_name["onnx-int8-dynamic"].details["storage"]["word_embeddings"]["rows"].startswith("int8 per-row")
+    assert all("storage" not in by_name[n].details for n in ("onnx-fp32", "onnx-fp32-ort", "onnx-int8-qdq"))
 
     def data_bytes(name):
         return (e5_small_bundle / (by_name[name].file + ".data")).stat().st_size
@@ -110,25 +110,26 @@ def test_compact_tables_are_recorded_and_shrink_the_files(e5_small_bundle):
 
 
 @pytest.fixture(scope="module")
-def pool_and_fp32(e5_small_bundle):
-    queries, passages = ranking_pool()
+def pool_and_fp32(e5_small_bundle, retrieval_pairs):
+    queries, pool = [p["query"] for p in retrieval_pairs], ranking_pool(retrieval_pairs)
     fp32 = Embedder.load(e5_small_bundle, artifact="onnx-fp32")
-    return queries, passages, (fp32.encode_query(queries), fp32.encode_document(passages))
+    return queries, pool, rankings(fp32.encode_query(queries), fp32.encode_document(pool))
 
 
-# Measured on trained e5-small, 55 queries × 423 passages (AVX2 EPYC): before compaction dynamic int8
-# agreed with FP32 on top-1 for 0.964 of queries with overlap@10 0.915, static QDQ 0.964 / 0.929;
-# the ten ranks below the answer are near-ties among distractors, hence overlap@10 < 1 even there.
+# The export gates the INT8 graphs' ranking against PyTorch (export/ranking.py); this checks every
+# lossy graph, FP16 included, against the bundle's own FP32 graph on the same pool. The export's
+# own figures on this model (AVX2 EPYC): dynamic int8 0.886 / 0.936 before compaction, 0.909 /
+# 0.925 after; static QDQ 0.955 / 0.952 (benchmarks/results/edge_e5-small.md).
 @pytest.mark.parametrize(
     ("artifact", "min_top1", "min_overlap"),
-    [("onnx-fp16", 1.0, 0.99), ("onnx-int8-dynamic", 0.9, 0.88), ("onnx-int8-qdq", 0.9, 0.88)],
+    [("onnx-fp16", 0.97, 0.97), ("onnx-int8-dynamic", 0.85, 0.85), ("onnx-int8-qdq", 0.85, 0.85)],
 )
-def test_compacted_graphs_rank_a_passage_pool_like_fp32(e5_small_bundle, pool_and_fp32, artifact, min_top1, min_overlap, record_property):
-    queries, passages, reference = pool_and_fp32
-    assert len(passages) >= 400 and len(queries) >= 50
+def test_lossy_graphs_rank_a_passage_pool_like_fp32(e5_small_bundle, pool_and_fp32, artifact, min_top1, min_overlap, record_property):
+    queries, pool, reference = pool_and_fp32
     candidate = Embedder.load(e5_small_bundle, artifact=artifact)
-    measured = ranking_agreement(*reference, candidate.encode_query(queries), candidate.encode_document(passages, batch_size=16))
+    measured = compare_rankings(reference, rankings(candidate.encode_query(queries), candidate.encode_document(pool, batch_size=16)))
     record_property(artifact, measured)
     print(f"{artifact}: {measured}")
+    assert measured["pool"] >= 300
     assert measured["top1_agreement"] >= min_top1
     assert measured["overlap_at_10"] >= min_overlap
