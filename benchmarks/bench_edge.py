@@ -4,11 +4,14 @@
 pre-compaction layout (SEAEMBED_EXPORT_COMPACT=0), its lossy graphs rewritten by the export's
 own post-pass (compact_embeddings.compact_artifact) into a second bundle, and an INT8-only
 bundle pruned from that. Per artifact: bytes on disk, time from process start to the first
-embedding and RSS after it (fresh processes, page cache warm), query latency and a 16 × 128
-batch, and how far the compacted vectors move from the old ones.
+embedding and RSS after it (fresh processes, page cache warm, before and after alternating),
+query latency and a 16 × 128 batch (both loaded, timed in alternation), and how far the
+compacted vectors move from the old ones.
 
 --model e5-small (trained weights): two real exports, before and after, with the accuracy
-gates enforced; gate numbers and ranking of a 400-passage pool vs FP32 for each.
+gates enforced; each artifact's own gate record (cosine, recall@1, ranking of the 300-passage
+pool vs PyTorch FP32). The OpenVINO IR is left out of both (untouched by this pass; slow to build).
+The "before" bundles are reused when present: pass --rebuild after changes outside this pass.
 
 Writes benchmarks/results/edge_<model>.{json,md,png}. Run under the CPU lock.
 """
