@@ -34,28 +34,13 @@ def check_variants(variants: tuple[str, ...]) -> None:
             )
 
 
+def _packed_feed(input_ids: np.ndarray, attention_mask: np.ndarray) -> dict:
+    return pack([ids[mask.astype(bool)].tolist() for ids, mask in zip(input_ids, attention_mask, strict=True)])
+
+
 def measure_packed_parity(onnx_path, reference, providers: tuple[str, ...] = CUDA) -> dict:
     """parity.measure_onnx_parity for the packed graph: each padded probe batch is packed from its real tokens."""
-    results = {}
-    for label, optimized in (("as_written", False), ("ort_optimized", True)):
-        session = parity._session(onnx_path, optimized, list(providers))
-        refs, outs = [], []
-        for input_ids, attention_mask, expected in reference:
-            rows = [ids[mask.astype(bool)].tolist() for ids, mask in zip(input_ids, attention_mask, strict=True)]
-            (got,) = session.run(["sentence_embedding"], pack(rows))
-            refs.append(expected)
-            outs.append(got)
-        results[label] = parity.compare(np.concatenate(refs), np.concatenate(outs))
-    return {
-        "max_abs_diff": max(r["max_abs_diff"] for r in results.values()),
-        "min_cosine": min(r["min_cosine"] for r in results.values()),
-        "mean_cosine": min(r["mean_cosine"] for r in results.values()),
-        "finite": all(r["finite"] for r in results.values()),
-        "sessions": results,
-        "probes": int(sum(len(r[0]) for r in reference)),
-        "batch_sizes": list(parity.PROBE_BATCH_SIZES),
-        "providers": list(providers),
-    }
+    return parity.measure_onnx_parity(onnx_path, reference, providers, feed=_packed_feed)
 
 
 def export_attention_variants(checkpoint, out_dir, variants: tuple[str, ...], reference, providers: tuple[str, ...] = CUDA) -> list[Artifact]:

@@ -58,6 +58,7 @@ def available_cpus() -> int:
 # The instruction-set features that decide which int8/bf16 kernels a CPU runs (x86 /proc/cpuinfo names).
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def cpu_isa(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, bool]:
@@ -86,6 +87,12 @@ def has_bf16(isa: dict[str, bool] | None = None) -> bool:
     return any(isa.get(flag, False) for flag in BF16_FLAGS)
 
 
+def has_int8_dot(isa: dict[str, bool] | None = None) -> bool:
+    """True where the CPU has int8 dot-product units (VNNI or AMX); without them int8 GEMMs take a generic path."""
+    isa = cpu_isa() if isa is None else isa
+    return any(isa.get(flag, False) for flag in INT8_DOT_FLAGS)
+
+
 def cpu_model() -> str:
     """The CPU's marketing name (/proc/cpuinfo 'model name'), or the platform's processor string."""
     import platform
@@ -99,4 +106,4 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-__all__ = ["available_cpus", "cgroup_cpu_limit", "cpu_isa", "has_bf16", "cpu_model", "ISA_FLAGS", "BF16_FLAGS"]
+__all__ = ["available_cpus", "cgroup_cpu_limit", "cpu_isa", "has_bf16", "has_int8_dot", "cpu_model", "ISA_FLAGS", "BF16_FLAGS", "INT8_DOT_FLAGS"]

@@ -104,6 +104,11 @@ def test_dtypes_and_over_length_policies(tiny_bundle, tiny_embedder, tmp_path):
     windows = token_windows(tokenizer, long_text, "passage")
     assert table.column("windows").to_pylist() == [1, len(windows), 1] and len(windows) >= 2 and summary["chunked"] == 1
     assert all(len(w) <= 512 and w[: len(tokenizer.prefix_ids)] == tokenizer.prefix_ids for w in windows)
+    # the windows reach the text's last token (the limit is lifted in the engine, not just on the facade)
+    body = tokenizer.with_max_tokens(100_000).encode(long_text, add_special_tokens=False)
+    assert len(body) > 1000 and tokenizer.max_tokens == 512
+    tail = windows[-1][: len(windows[-1]) - len(tokenizer.suffix_ids)]
+    assert tail[-20:] == body[-20:]
     # the prompt is tokenized apart from the text, yet a window is what the model sees for prompt + text
     assert windows[0] == tokenizer.encode(long_text, prompt_name="passage", truncate=True)
     assert token_windows(tokenizer, "hello world", "passage") == [tokenizer.encode("hello world", prompt_name="passage")]

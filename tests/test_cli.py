@@ -157,7 +157,7 @@ def test_usage_errors_exit_2_in_one_line(tiny_bundle):
     one_line_error(seaembed("embed", tiny_bundle, "x", "--precision", "fp64", check=False), 2, "--precision", "invalid choice: 'fp64'")
     one_line_error(seaembed("embed", tiny_bundle, "x", "--precision", "int8", check=False), 2, "the bundle has no int8 graph (it has: fp16, fp32)")
     one_line_error(seaembed("embed", tiny_bundle, "x", "--backend", "gpu", check=False), 2, "--backend", "invalid choice: 'gpu'")
-    one_line_error(seaembed("embed", tiny_bundle, "x", "--prompt-name", "document", check=False), 2, "'document' is not defined by this model (its prompts: passage, query)")
+    one_line_error(seaembed("embed", tiny_bundle, "x", "--prompt-name", "summary", check=False), 2, "'summary' is not defined by this model (its prompts: document, passage, query)")
     one_line_error(seaembed("embed", tiny_bundle, "x", "--artifact", "onnx-int9", check=False), 2, "--artifact 'onnx-int9' is not in the bundle")
     one_line_error(seaembed("embed", tiny_bundle, "x", "--batch-size", "0", check=False), 2, "must be at least 1, got 0")
     one_line_error(seaembed("embed", tiny_bundle, "x", "--output", "out.csv", check=False), 2, "name it .npy")

@@ -88,7 +88,7 @@ def test_tokenize_info_health_metrics(server, tiny_embedder):
         ("/embed", {"inputs": ["x"] * 65}, 413, "batch size 65 > maximum allowed batch size 64"),
         ("/embed", {"inputs": 5}, 422, "must be a string or a list of strings"),
         ("/embed", {"inputs": "x", "normalize": "yes"}, 422, "`normalize` must be true or false"),
-        ("/embed", {"inputs": "x", "prompt_name": "document"}, 422, "not defined by this model"),
+        ("/embed", {"inputs": "x", "prompt_name": "summary"}, 422, "not defined by this model"),
         ("/embed", {"inputs": "x", "truncation_direction": "Middle"}, 422, "truncation_direction"),
         ("/v1/embeddings", {"input": [[1, 2, 3]]}, 422, "token ids"),
         ("/v1/embeddings", {"input": "x", "dimensions": 33}, 422, "from 1 to 32"),

@@ -103,7 +103,8 @@ def long_inputs(corpus) -> dict[str, str]:
 def test_100k_character_inputs_match_reference(pipeline, long_inputs, impl, direction):
     _require(impl)
     if impl == "python" and direction == "left" and pipeline["path"].stat().st_size > 1_000_000:
-        pytest.skip("the Python reference tokenizes all 100k characters to keep the end: seconds per text on the real vocabulary")
+        # keeping the end, the Python reference tokenizes every character: seconds per 100k text on the real vocabulary
+        long_inputs = {name: text[:5_000] for name, text in long_inputs.items()}
     ours = Tokenizer.from_file(pipeline["path"], max_tokens=512, implementation=impl)
     ref = pipeline["ref"]
     ref.truncation_side = direction

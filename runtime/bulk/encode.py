@@ -16,7 +16,6 @@ Inputs that fit get exactly `Embedder.encode`'s ids under every policy.
 
 from __future__ import annotations
 
-import copy
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,9 +49,7 @@ def check_policy(over_length: str) -> str:
 
 def _unbounded(tokenizer: Tokenizer) -> Tokenizer:
     """The same tokenizer without the length limit (shares the vocabulary, so it costs nothing)."""
-    view = copy.copy(tokenizer)
-    view.max_tokens = sys.maxsize // 4
-    return view
+    return tokenizer.with_max_tokens(sys.maxsize // 4)
 
 
 def token_windows(tokenizer: Tokenizer, text: str, prompt_name: str | None, overlap: int = CHUNK_OVERLAP) -> list[list[int]]:

@@ -12,6 +12,7 @@ argument checks and the errors.
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import json
@@ -188,6 +189,18 @@ class Tokenizer:
                 error = (error[0], "type", type(texts[error[0]]).__name__, None)
             self._raise(error, first_index + error[0])
         return ids, truncated
+
+    def with_max_tokens(self, max_tokens: int) -> Tokenizer:
+        """The same tokenizer with another length limit; it shares the vocabulary, so it costs nothing.
+
+        The limit lives in the engine (both engines truncate there), so the view gets its own engine copy.
+        """
+        if max_tokens <= len(self.prefix_ids) + len(self.suffix_ids):
+            raise TokenizerConfigError(f"max_tokens={max_tokens} leaves no room for text between the special tokens")
+        view = copy.copy(self)
+        view._engine = copy.copy(self._engine)
+        view._engine.max_tokens = view.max_tokens = int(max_tokens)
+        return view
 
     # -- text → ids ---------------------------------------------------------------------
 
