@@ -15,6 +15,8 @@ from seaembed.runtime.version import __version__
 
 from . import parity
 from .checkpoint import Checkpoint, load_checkpoint
+from .compact_embeddings import compact_artifact, storage_details
+from .keep import apply_keep, check_keep, planned_artifacts
 from .onnx_graph import INPUT_NAMES, OPSET, build_encoder_graph, save_with_external_data
 from .st_reference import check_reference_agrees, open_reference
 
@@ -78,6 +80,8 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
     model = build_encoder_graph(arch, checkpoint.weights, checkpoint.normalize, precision, fused=fused)
     save_with_external_data(model, out_dir / graph_file, data_file)
     onnx.checker.check_model(str(out_dir / graph_file), full_check=not fused)
+    name = f"onnx-{precision}{'-ort' if fused else ''}"
+    storage = compact_artifact(out_dir / graph_file, name, providers)  # before the gate: it measures what ships
     stats = parity.enforce(parity.measure_onnx_parity(out_dir / graph_file, reference, providers), precision)
     details = {}
     if fused:
@@ -87,7 +91,7 @@ def export_onnx_artifact(checkpoint: Checkpoint, out_dir: Path, precision: str, 
             "execution_provider": providers[0],
             "fusions": {op: counts.get(op, 0) for op in ("Attention", "SkipLayerNormalization", "BiasGelu")},
         }
-    return _onnx_artifact(f"onnx-{precision}{'-ort' if fused else ''}", precision, out_dir, graph_file, arch.hidden, stats, details)
+    return _onnx_artifact(name, precision, out_dir, graph_file, arch.hidden, stats, dict(details, **storage_details(storage)))
 
 
 def _onnx_artifact(name: str, precision: str, out_dir: Path, graph_file: str, hidden: int, stats: dict, details: dict, opset: int = OPSET) -> Artifact:
@@ -127,6 +131,7 @@ def export_int8_artifacts(checkpoint: Checkpoint, out_dir: Path, fp32: Artifact,
             from .qdq import export_qdq_graph
 
             details = dict(details, **export_qdq_graph(checkpoint, out_dir, graph_file, batches))
+        details = dict(details, **storage_details(compact_artifact(out_dir / graph_file, name)))
         measured = worst_case([accuracy_reference.measure(session_embed(out_dir / graph_file, tokenizer, batch_size=b)) for b in GATE_BATCH_SIZES])
         if details["method"] == "dynamic":
             details = dict(details, max_batch=max(GATE_BATCH_SIZES))  # the runtime never batches wider than the gate measured
@@ -166,8 +171,12 @@ def export_bundle(
     ort_fused: bool = True,
     engine_compatibility: dict | None = None,
     cuda_attention: tuple[str, ...] = (),
+    keep: tuple[str, ...] | None = None,
 ) -> Manifest:
-    """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`."""
+    """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`.
+
+    keep: ship only these artifacts (everything is still built and gated; the rest is removed).
+    """
     for precision in precisions:
         if precision not in PRECISIONS:
             raise ValueError(f"--precision {precision!r} is not available; choose from {', '.join(PRECISIONS)}")
@@ -179,6 +188,11 @@ def export_bundle(
         from .attention_export import check_variants
 
         check_variants(cuda_attention)
+    if keep is not None:
+        from .openvino_export import unavailable_reason
+
+        openvino = unavailable_reason() is None
+        keep = check_keep(keep, planned_artifacts(precisions, target, ort_fused, _has_cuda_provider(), cuda_attention, openvino))
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace the bundle in it")
@@ -257,6 +271,7 @@ def export_bundle(
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
         write_manifest(staging, manifest)
+        manifest = apply_keep(staging, keep, manifest)
         staging.chmod(0o755)
         for path in staging.iterdir():
             path.chmod(0o644)

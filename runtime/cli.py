@@ -60,6 +60,10 @@ def cmd_info(args) -> int:
         parity = a.parity
         extra = f"max|diff| {parity['max_abs_diff']:.2e}, min cos {parity['min_cosine']:.7f}" if "max_abs_diff" in parity else ""
         print(f"artifact    {a.name:12s} {a.file:28s} {extra}")
+    for record in manifest.pruned:
+        from .bundle import rebuild_command
+
+        print(f"pruned      {record['name']:12s} rebuild: {rebuild_command(manifest, record['name'], record.get('precision'), record.get('format'))}")
     return 0
 
 
@@ -70,6 +74,10 @@ def cmd_export(args) -> int:
             raise usage_error(f"--precision {precision!r} is not available; choose from {', '.join(PRECISIONS)}")
     check_model_source(args.model)
     from seaembed.export import export_bundle, summarize
+    from seaembed.export.keep import check_export_keep
+
+    keep = tuple(n for part in args.keep for n in part.split(",") if n) or None
+    check_export_keep(keep, precisions or ("fp32",), args.target, tuple(v for part in args.cuda_attention for v in part.split(",") if v))
 
     profile = None
     if args.target == "tensorrt":
@@ -88,6 +96,7 @@ def cmd_export(args) -> int:
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
         engine_compatibility={"hardware_compatibility": args.trt_hardware_compatibility, "version_compatible": args.trt_version_compatible},
         cuda_attention=tuple(v for part in args.cuda_attention for v in part.split(",") if v),
+        keep=keep,
     )
     print(summarize(manifest))
     print(f"bundle written to {args.out}")
@@ -129,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trt-hardware-compatibility", choices=["none", "same-compute-capability"], default="none", help="same-compute-capability: engines also run on other GPUs of this compute capability (H100 ↔ H200), possibly slower")
     p.add_argument("--trt-version-compatible", action="store_true", help="engines also run on later TensorRT of the same major and on the lean runtime (tensorrt_lean)")
     p.add_argument("--cuda-attention", action="append", default=[], help="extra FP16 graphs for the cuda backend (need onnxruntime-gpu to gate): mha (MultiHeadAttention, key-length mask), packed (padding-free); repeat or comma-separate")
+    p.add_argument("--keep", action="append", default=[], help="ship only these artifacts (e.g. onnx-int8-dynamic): the rest are built, gated, then removed; repeat or comma-separate")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("embed", help="embed texts with a bundle", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     for register in _EXTRA_COMMANDS:
         register(sub)
     for command in sub.choices.values():
-        command.intermixed = True
+        command.intermixed = command._subparsers is None  # argparse cannot intermix a command with subcommands (`bundle prune`)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error [SEAEMBED_DEBUG]")
     return parser
 
@@ -247,13 +257,16 @@ def cmd_bench(args) -> int:
             Path(args.json).write_text(json.dumps({"bundle": str(args.bundle), **embedder.describe(), "grid": rows}, indent=2))
         return 0
     names = args.artifacts.split(",") if args.artifacts else [a.name for a in manifest.artifacts if a.format == "onnx" and a.details.get("execution_provider", "CPUExecutionProvider") == "CPUExecutionProvider"]
+    from .coldstart import cold_starts
+
+    cold = cold_starts(args.bundle, names, args.backend, args.threads, runs=args.cold_runs, echo=print)
     first = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=names[0])
     texts = bench.workloads(first.tokenizer, seed=args.seed, corpus_size=args.corpus_size, passages=args.passages)
     n_tokens = {k: sum(len(first.tokenizer.encode(t)) for t in v) for k, v in texts.items()}
     rows = {}
     for name in names:
         embedder = first if name == names[0] else Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=name)
-        rows[name] = bench.measure(lambda t, e=embedder: e.encode(t, batch_size=args.batch_size), texts, n_tokens)
+        rows[name] = dict(bench.measure(lambda t, e=embedder: e.encode(t, batch_size=args.batch_size), texts, n_tokens), **cold.get(name, {}))
         r = rows[name]
         print(
             f"{name:18s} query p50 {r['short_query_ms']['p50']:7.2f} ms  p99 {r['short_query_ms']['p99']:7.2f} ms   "
@@ -272,6 +285,7 @@ def _register_bench(sub) -> None:
     p.add_argument("--corpus-size", type=int, default=256, help="texts in the mixed-length (8-256 tokens) workload")
     p.add_argument("--passages", type=int, default=32, help="texts in the 512-token workload")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cold-runs", type=int, default=3, help="fresh processes per artifact timing start → first embedding and RSS (0: skip)")
     p.add_argument("--grid", action="store_true", help="engine only: batch 1/8/64/256 × 16/128/512 tokens on the chosen backend (e.g. --backend cuda)")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     _add_runtime_flags(p)
@@ -284,7 +298,13 @@ def _register_embed_dataset(sub) -> None:
     register(sub, _add_runtime_flags)
 
 
-_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench, _register_embed_dataset]
+def _register_bundle(sub) -> None:
+    from .bundle import register_cli
+
+    register_cli(sub)
+
+
+_EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench, _register_embed_dataset, _register_bundle]
 
 
 def check_model_source(model: str) -> None:

@@ -179,14 +179,16 @@ def check_run_flags(bundle: str | Path, precision: str | None, artifact: str | N
     with stage(ExitCode.MODEL, "read the bundle"):
         manifest = load_manifest(bundle)
     names = [a.name for a in manifest.artifacts]
+    from .bundle import missing_artifact_hint
+
     if artifact is not None and artifact not in names:
-        raise usage_error(f"--artifact {artifact!r} is not in the bundle (it has: {', '.join(names)}; see `seaembed info {bundle}`)")
+        pruned = f"; {missing_artifact_hint(manifest, [artifact])}" if any(p.get("name") == artifact for p in manifest.pruned) else ""
+        raise usage_error(f"--artifact {artifact!r} is not in the bundle (it has: {', '.join(names)}; see `seaembed info {bundle}`){pruned}")
     if precision is not None and not manifest.find(precision=precision):
         have = sorted({a.precision for a in manifest.artifacts})
-        raise usage_error(
-            f"--precision {precision!r}: the bundle has no {precision} graph (it has: {', '.join(have)}); "
-            f"pick one of those or re-export with `seaembed export … --precision {precision}`"
-        )
+        pruned = [p["name"] for p in manifest.pruned if p.get("precision") == precision]
+        fix = missing_artifact_hint(manifest, pruned) if pruned else f"pick one of those or re-export with `seaembed export … --precision {precision}`"
+        raise usage_error(f"--precision {precision!r}: the bundle has no {precision} graph (it has: {', '.join(have)}); {fix}")
     if prompt_name is not None and prompt_name not in manifest.prompts:
         known = ", ".join(sorted(manifest.prompts)) or "none"
         raise usage_error(f"--prompt-name {prompt_name!r} is not defined by this model (its prompts: {known})")

@@ -7,12 +7,15 @@ re-deriving anything.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 FORMAT = "seaembed-bundle"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+# Manifest fields added after format version 1 was fixed: absent from older manifests, ignored by older readers.
+_OPTIONAL = ("pruned",)
 
 
 class BundleError(ValueError):
@@ -54,6 +57,8 @@ class Manifest:
     artifacts: list[Artifact]
     producer: dict
     created: str
+    # artifacts removed by `seaembed bundle prune` / `export --keep`: name, format, precision, file, when
+    pruned: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -72,7 +77,8 @@ class Manifest:
             )
         try:
             artifacts = [Artifact(**a) for a in data["artifacts"]]
-            fields = {k: data[k] for k in cls.__dataclass_fields__ if k != "artifacts"}
+            fields = {k: data[k] for k in cls.__dataclass_fields__ if k not in ("artifacts", *_OPTIONAL)}
+            fields.update({k: data[k] for k in _OPTIONAL if k in data})
         except (KeyError, TypeError) as err:
             raise BundleError(f"{where} is malformed: {err}") from None
         if not artifacts:
@@ -104,6 +110,17 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
 
 
 def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:
+    """Write manifest.json atomically: a reader sees the old manifest or the new one, never half of one."""
     path = Path(bundle_dir) / MANIFEST_FILE
-    path.write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{MANIFEST_FILE}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            tmp.chmod(path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

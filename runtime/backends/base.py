@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from ..bundle import missing_artifact_hint, pruned_record
 from ..manifest import Artifact, Manifest
+
+log = logging.getLogger("seaembed")
 
 
 class BackendUnavailable(RuntimeError):
@@ -62,7 +66,8 @@ def pick_artifact(manifest: Manifest, preference: dict[str | None, tuple[str, ..
                 if precision is not None and candidate.precision != precision:
                     raise BackendUnavailable(f"artifact {artifact!r} has precision {candidate.precision!r}, not {precision!r}")
                 return candidate
-        raise BackendUnavailable(f"bundle has no artifact named {artifact!r} (it has: {have})")
+        hint = f"; {missing_artifact_hint(manifest, [artifact])}" if pruned_record(manifest, artifact) else ""
+        raise BackendUnavailable(f"bundle has no artifact named {artifact!r} (it has: {have}){hint}")
     if precision not in preference:
         runnable = sorted(p for p in preference if p)
         raise BackendUnavailable(f"this backend runs precisions {runnable}, not {precision!r}")
@@ -70,8 +75,14 @@ def pick_artifact(manifest: Manifest, preference: dict[str | None, tuple[str, ..
     for name in preference[precision]:
         if name in by_name:
             return by_name[name]
+    if precision is None:
+        # A pruned bundle (`seaembed bundle prune --keep onnx-int8-dynamic`) holds only what its owner chose to ship.
+        for name in dict.fromkeys(n for names in preference.values() for n in names):
+            if name in by_name:
+                log.info("bundle has none of %s; running %s, the graph it was pruned to", ", ".join(preference[None]), name)
+                return by_name[name]
     wanted = "any of " + ", ".join(preference[precision])
     raise BackendUnavailable(
         f"bundle has no artifact this backend can run at precision {precision or 'default'!r} ({wanted}; it has: {have}); "
-        f"re-export with `seaembed export … --precision {precision or 'fp32'}`"
+        f"{missing_artifact_hint(manifest, preference[precision], precision)}"
     )
