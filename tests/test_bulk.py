@@ -188,6 +188,20 @@ def test_a_rerun_with_other_settings_is_refused(tiny_bundle, tmp_path):
     assert again.returncode == 0, again.stderr
 
 
+def test_a_rerun_removes_temporary_files_a_killed_run_left(tiny_bundle, tmp_path):
+    """A driver killed between writing and renaming _manifest.json (or a part) leaves a hidden .tmp file."""
+    src = tmp_path / "in.txt"
+    src.write_text("one\ntwo\n")
+    out = tmp_path / "out"
+    embed_dataset(tiny_bundle, src, out, workers=1, progress="off")
+    stale = [out / "._manifest.json.4242.tmp", out / "._summary.json.4242.tmp", out / ".part-00000.parquet.4243.tmp"]
+    for path in stale:
+        path.write_text("partial")
+    (out / ".keep-me.tmp").write_text("not ours")
+    embed_dataset(tiny_bundle, src, out, workers=1, progress="off")
+    assert not any(path.exists() for path in stale) and (out / ".keep-me.tmp").exists()
+
+
 def test_e5_small_two_workers_equal_embedder(e5_small_bundle, tmp_path, corpus):
     from seaembed.runtime import Embedder
 

@@ -60,8 +60,10 @@ def _prepare_output(output: Path, plan: Plan, overwrite: bool) -> None:
         raise OutputConflictError(f"OUTPUT {output} is a file; embed-dataset writes a directory of Parquet parts")
     output.mkdir(parents=True, exist_ok=True)
     saved = read_plan(output) if not overwrite else None
-    for stale in output.glob(".part-*.tmp"):  # left by a worker killed mid-write
-        stale.unlink()
+    # Temporary files of a part or of _manifest/_plan/_summary.json, left by a worker or driver killed mid-write.
+    for stale in output.glob(".*.tmp"):
+        if stale.name.startswith((".part-", "._")):
+            stale.unlink()
     ours = [p for p in output.iterdir() if p.name.startswith(("part-", "_"))]
     if overwrite:
         for path in ours:
