@@ -24,7 +24,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from .checkpoint import Architecture
-from .onnx_graph import GraphBuilder, _embeddings, make_model, mean_pool, normalize_rows
+from .onnx_graph import GraphBuilder, _embeddings, fused_layer_tail, make_model, mean_pool, normalize_rows
 
 VARIANTS = ("mha", "packed")
 PACKED_INPUTS = ("input_ids", "token_offset", "cumulative_sequence_length")
@@ -58,13 +58,7 @@ def _dense_packed_attention(g: GraphBuilder, q: str, k: str, v: str, bias: str, 
 def _layer(g: GraphBuilder, x: str, attend, arch: Architecture, w: dict, p: str) -> str:
     """One encoder layer in ORT contrib ops; `attend(q, k, v, bias, prefix)` is the attention op."""
     (q, k, v), bias = _qkv(g, x, w, p, arch.hidden)
-    context = attend(q, k, v, bias, p)
-    out = g.op("MatMul", [context, g.weight(f"{p}.attention.output.dense.weight_t", w[f"{p}.attention.output.dense.weight"].T)])
-    x = g.skip_layer_norm(out, x, w, f"{p}.attention.output", arch.layer_norm_eps)
-    hidden = g.op("MatMul", [x, g.weight(f"{p}.intermediate.dense.weight_t", w[f"{p}.intermediate.dense.weight"].T)])
-    gelu = g.ms_op("BiasGelu", [hidden, g.weight(f"{p}.intermediate.dense.bias", w[f"{p}.intermediate.dense.bias"])], f"{p}.gelu")
-    out = g.op("MatMul", [gelu, g.weight(f"{p}.output.dense.weight_t", w[f"{p}.output.dense.weight"].T)])
-    return g.skip_layer_norm(out, x, w, f"{p}.output", arch.layer_norm_eps)
+    return fused_layer_tail(g, x, attend(q, k, v, bias, p), arch, w, p)
 
 
 def build_mha_graph(arch: Architecture, weights: dict, normalize: bool, precision: str = "fp16") -> onnx.ModelProto:

@@ -221,6 +221,11 @@ def _fused_layer(g: GraphBuilder, x: str, mask_index: str, arch: Architecture, w
     qkv_weight = g.weight(f"{p}.attention.qkv.weight", np.concatenate([w[f"{n}.weight"].T for n in qkv], axis=1))
     qkv_bias = g.weight(f"{p}.attention.qkv.bias", np.concatenate([w[f"{n}.bias"] for n in qkv]))
     context = g.ms_op("Attention", [x, qkv_weight, qkv_bias, mask_index], f"{p}.attention", num_heads=arch.heads)
+    return fused_layer_tail(g, x, context, arch, w, p)
+
+
+def fused_layer_tail(g: GraphBuilder, x: str, context: str, arch: Architecture, w: dict, p: str) -> str:
+    """What follows attention in a fused layer: output projection, SkipLayerNormalization, BiasGelu FFN, SkipLayerNormalization."""
     out = g.op("MatMul", [context, g.weight(f"{p}.attention.output.dense.weight_t", w[f"{p}.attention.output.dense.weight"].T)])
     x = g.skip_layer_norm(out, x, w, f"{p}.attention.output", arch.layer_norm_eps)
     hidden = g.op("MatMul", [x, g.weight(f"{p}.intermediate.dense.weight_t", w[f"{p}.intermediate.dense.weight"].T)])
