@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-import shutil
-import tempfile
 from pathlib import Path
 
+from seaembed.runtime.bundle import staged_bundle
 from seaembed.runtime.integrity import sha256_file
 from seaembed.runtime.manifest import FORMAT_VERSION, Artifact, Manifest, write_manifest
 from seaembed.runtime.version import __version__
@@ -201,10 +200,7 @@ def export_bundle(
     check_reference_agrees(checkpoint, torch_model.model)
     reference = torch_model.run(parity.probe_batches())
 
-    # Build in a sibling temp dir and move into place: a failed export never leaves half a bundle.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".seaembed-export-", dir=out_dir.parent))
-    try:
+    with staged_bundle(out_dir, ".seaembed-export-") as staging:
         tokenizer_file = staging / "tokenizer.json"
         tokenizer_file.write_text(torch_model.tokenizer_json(), encoding="utf-8")
         _check_runtime_tokenizer(tokenizer_file, torch_model, checkpoint.max_tokens)
@@ -272,15 +268,8 @@ def export_bundle(
         )
         write_manifest(staging, manifest)
         manifest = apply_keep(staging, keep, manifest)
-        staging.chmod(0o755)
         for path in staging.iterdir():
             path.chmod(0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 

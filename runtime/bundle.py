@@ -14,7 +14,8 @@ import datetime as dt
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,15 +144,24 @@ def _write_copy(src: Path, out_dir: Path, files: list[str], manifest: Manifest, 
         raise BundleError(f"--out {out_dir} is the bundle itself; leave --out away to prune in place")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise BundleError(f"{out_dir} is not empty; pass --overwrite to replace it, or choose another --out")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".seaembed-prune-", dir=out_dir.parent))
-    try:
+    with staged_bundle(out_dir, ".seaembed-prune-") as staging:
         for name in files:
             try:
                 os.link(src / name, staging / name)  # same filesystem: no second copy of a 600 MB graph
             except OSError:
                 shutil.copy2(src / name, staging / name)
         write_manifest(staging, manifest)
+    return out_dir
+
+
+@contextmanager
+def staged_bundle(out_dir: Path, prefix: str) -> Iterator[Path]:
+    """A hidden sibling directory to build a bundle in; it replaces out_dir only if the block completes,
+    so a failed export or prune never leaves half a bundle."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
+    try:
+        yield staging
         staging.chmod(0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -159,7 +169,6 @@ def _write_copy(src: Path, out_dir: Path, files: list[str], manifest: Manifest, 
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
 
 
 def describe(result: PruneResult) -> str:
