@@ -7,6 +7,8 @@ as every other graph (the packed graph is fed the probes packed, from their unpa
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from seaembed.runtime.manifest import Artifact
@@ -14,7 +16,7 @@ from seaembed.runtime.packing import pack
 
 from . import parity
 from .attention_graphs import PACKED_INPUTS, VARIANTS, build_mha_graph, build_packed_graph
-from .onnx_graph import OPSET, save_with_external_data
+from .onnx_graph import save_with_external_data
 
 CUDA = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -44,7 +46,7 @@ def measure_packed_parity(onnx_path, reference, providers: tuple[str, ...] = CUD
 
 
 def export_attention_variants(checkpoint, out_dir, variants: tuple[str, ...], reference, providers: tuple[str, ...] = CUDA) -> list[Artifact]:
-    from .exporter import _files_sha, _io_spec
+    from .exporter import _onnx_artifact
 
     arch = checkpoint.architecture
     artifacts = []
@@ -57,28 +59,16 @@ def export_attention_variants(checkpoint, out_dir, variants: tuple[str, ...], re
         save_with_external_data(model, out_dir / graph_file, graph_file + ".data")
         measure = parity.measure_onnx_parity if variant == "mha" else measure_packed_parity
         stats = parity.enforce(measure(out_dir / graph_file, reference, providers), "fp16")
-        inputs, outputs = _io_spec(arch.hidden)
         details = {"ort_only": True, "execution_provider": providers[0], "attention": "MultiHeadAttention, key lengths [batch]"}
         if variant == "packed":
             details = dict(details, attention="PackedMultiHeadAttention", packed=True)
-            inputs = [
+        artifact = _onnx_artifact(f"onnx-fp16-{variant}", "fp16", out_dir, graph_file, arch.hidden, stats, details)
+        if variant == "packed":  # concatenated tokens in, no token_embeddings out
+            packed_inputs = [
                 {"name": PACKED_INPUTS[0], "dtype": "int64", "shape": ["tokens"]},
                 {"name": PACKED_INPUTS[1], "dtype": "int32", "shape": ["batch", "max_len"]},
                 {"name": PACKED_INPUTS[2], "dtype": "int32", "shape": ["batch_plus_1"]},
             ]
-            outputs = outputs[:2]
-        artifacts.append(
-            Artifact(
-                name=f"onnx-fp16-{variant}",
-                format="onnx",
-                precision="fp16",
-                file=graph_file,
-                sha256=_files_sha(out_dir, graph_file, graph_file + ".data"),
-                inputs=inputs,
-                outputs=outputs,
-                opset=OPSET,
-                parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
-                details=details,
-            )
-        )
+            artifact = dataclasses.replace(artifact, inputs=packed_inputs, outputs=artifact.outputs[:2])
+        artifacts.append(artifact)
     return artifacts
