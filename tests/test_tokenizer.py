@@ -129,17 +129,31 @@ def test_real_vocab_matches_reference_on_mixed_random_text(real_tokenizer_pair, 
     _assert_same_ids(ours, ref, texts)
 
 
-@pytest.mark.shared
-def test_real_vocab_loads_fast(shared_tokenizer_dir, impl, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEAEMBED_CACHE_DIR", str(tmp_path))
-    path = shared_tokenizer_dir / "tokenizer.json"
+def _best_load_seconds(path, impl: str) -> float:
     Tokenizer.from_file(path, implementation=impl)  # the compiled core compiles the binary form once
     seconds = []
     for _ in range(3):
         started = time.perf_counter()
         Tokenizer.from_file(path, implementation=impl)
         seconds.append(time.perf_counter() - started)
-    assert min(seconds) < (0.1 if impl == "native" else 1.0), seconds
+    return min(seconds)
+
+
+@pytest.mark.shared
+def test_real_vocab_loads_fast(shared_tokenizer_dir, tmp_path, monkeypatch):
+    """Guards against a load that does per-piece work it should not (the 250k-piece vocabulary).
+
+    Bounds are ~3x what the slowest machine of this project measures (python 0.6-1.0 s, native
+    0.03 s), so a noisy neighbour does not fail CI; the ratio is measured in the same run.
+    """
+    monkeypatch.setenv("SEAEMBED_CACHE_DIR", str(tmp_path))
+    path = shared_tokenizer_dir / "tokenizer.json"
+    python_s = _best_load_seconds(path, "python")
+    assert python_s < 3.0, python_s
+    if native_module()[0] is None:
+        pytest.skip(f"compiled tokenizer unavailable: {native_module()[1]}")
+    native_s = _best_load_seconds(path, "native")
+    assert native_s < 0.3 and native_s * 5 < python_s, (native_s, python_s)
 
 
 @pytest.mark.shared

@@ -117,9 +117,13 @@ def test_batch_releases_the_gil(tiny_json, corpus, native):
     """Another Python thread keeps running while a long batch is encoded."""
     tokenizer = Tokenizer.from_file(tiny_json, implementation="native", threads=1)
     texts = [" ".join(corpus)] * 400
-    started = time.perf_counter()
-    tokenizer.encode_batch(texts, direction="left")
-    alone = time.perf_counter() - started
+    while True:  # a batch long enough to span many switch intervals on whatever CPU runs this
+        started = time.perf_counter()
+        tokenizer.encode_batch(texts, direction="left")
+        alone = time.perf_counter() - started
+        if alone > 0.1 or len(texts) > 100_000:
+            break
+        texts *= 2
     done = threading.Event()
     counted = 0
 

@@ -96,7 +96,7 @@ class PythonEngine:
 
     def piece(self, token_id: int) -> str | None:
         if self._pieces_by_id is None:
-            self._pieces_by_id = {i: piece for piece, (i, _s) in self.model.pieces.items()}
+            self._pieces_by_id = {i: piece for piece, i in self.model.piece_ids.items()}
         return self._pieces_by_id.get(token_id)
 
     @property

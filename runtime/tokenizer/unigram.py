@@ -7,6 +7,8 @@ covers it, and runs of unknowns fused into one <unk>.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from .errors import TokenizerConfigError
 
 UNK_PENALTY = 10.0
@@ -19,13 +21,14 @@ class UnigramModel:
             raise TokenizerConfigError("Unigram byte_fallback=true is not implemented (XLM-R files have false)")
         if unk_id is None:
             raise TokenizerConfigError("Unigram model without unk_id is not supported")
-        # Duplicate pieces resolve to the last id, as a HashMap insert would.
-        self.pieces: dict[str, tuple[int, float]] = {piece: (i, score) for i, (piece, score) in enumerate(vocab)}
-        min_score = min((score for _piece, score in vocab), default=0.0)
+        # Duplicate pieces resolve to the last id, as a HashMap insert would. Built with C-level
+        # zip/itemgetter, not a comprehension: a third of the load time of the 250k vocabulary.
+        self.piece_ids: dict[str, int] = dict(zip(map(itemgetter(0), vocab), range(len(vocab)), strict=True))
+        self.scores: list[float] = list(map(itemgetter(1), vocab))
         self.vocab_size = len(vocab)
         self.unk_id = int(unk_id)
-        self.unk_score = float(min_score) - UNK_PENALTY
-        self.max_piece_len = max(map(len, self.pieces), default=1)
+        self.unk_score = float(min(self.scores, default=0.0)) - UNK_PENALTY
+        self.max_piece_len = max(map(len, self.piece_ids), default=1)
         self._cache: dict[str, list[int]] = {}
 
     def tokenize(self, word: str) -> list[int]:
@@ -45,7 +48,7 @@ class UnigramModel:
         n = len(word)
         if n == 0:
             return []
-        pieces = self.pieces
+        piece_ids, scores = self.piece_ids, self.scores
         max_len = self.max_piece_len
         unk_id, unk_score = self.unk_id, self.unk_score
         score = [0.0] * (n + 1)
@@ -56,14 +59,14 @@ class UnigramModel:
             base = score[i]
             has_single = False
             for end in range(i + 1, min(n, i + max_len) + 1):
-                entry = pieces.get(word[i:end])
-                if entry is None:
+                piece_id = piece_ids.get(word[i:end])
+                if piece_id is None:
                     continue
-                candidate = base + entry[1]
+                candidate = base + scores[piece_id]
                 if start[end] < 0 or candidate > score[end]:
                     score[end] = candidate
                     start[end] = i
-                    token[end] = entry[0]
+                    token[end] = piece_id
                 if end == i + 1:
                     has_single = True
             if not has_single:
