@@ -33,7 +33,9 @@ with tempfile.TemporaryDirectory() as tmp:
     model = SentenceTransformer(str(work), backend="onnx", device="cpu")
     model.save_pretrained(str(Path(tmp) / "exported"))
     export_dynamic_quantized_onnx_model(model, qint8_config, str(Path(tmp) / "exported"))
-    rows = (("sentence-transformers ONNX FP32", {}), (f"sentence-transformers ONNX qint8 ({qint8_config})", {"file_name": f"onnx/model_qint8_{qint8_config}.onnx"}))
+    # The file is named after the weight type the config picks (qint8 for avx512*, quint8 for avx2).
+    quantized = next((Path(tmp) / "exported" / "onnx").glob(f"model_*_{qint8_config}.onnx"))
+    rows = (("sentence-transformers ONNX FP32", {}), (f"sentence-transformers ONNX {quantized.stem.split('_')[1]} ({qint8_config})", {"file_name": f"onnx/{quantized.name}"}))
     for name, kwargs in rows:
         m = SentenceTransformer(str(Path(tmp) / "exported"), backend="onnx", device="cpu", model_kwargs=kwargs)
         results[name] = bench.measure(lambda t, m=m: m.encode(t, batch_size=batch_size), texts, n_tokens)

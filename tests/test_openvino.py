@@ -10,6 +10,7 @@ import pytest
 from seaembed.export.ranking import RANKING_GATE
 from seaembed.runtime import Embedder
 from seaembed.runtime.backends import BackendUnavailable, backend_candidates
+from seaembed.runtime.backends.onnx_cpu import OnnxCpuBackend
 from seaembed.runtime.cpus import cpu_isa, has_bf16
 from seaembed.runtime.manifest import load_manifest
 
@@ -76,6 +77,12 @@ def test_int8_ir_is_gated_and_recorded(e5_small_bundle):
         assert Embedder.load(e5_small_bundle, precision="int8").backend.artifact.name == "onnx-int8-dynamic"
         with pytest.raises(BackendUnavailable, match="missed its accuracy gate at export"):
             Embedder.load(e5_small_bundle, backend="openvino", precision="int8")
+        # named exactly: the same reason, never ONNX Runtime trying to open the IR's missing file
+        with pytest.raises(BackendUnavailable, match="openvino-int8 missed its accuracy gate at export") as err:
+            Embedder.load(e5_small_bundle, artifact="openvino-int8")
+        assert "onnxruntime" not in str(err.value).lower() and "cpu:" not in str(err.value)
+    with pytest.raises(BackendUnavailable, match="'openvino-int8' is in format 'openvino'; this backend runs onnx artifacts"):
+        OnnxCpuBackend.select(manifest, None, "openvino-int8")
 
 
 def test_int8_ir_is_close_to_pytorch_and_batch_invariant(e5_int8_ir, e5_small_st, retrieval_pairs):
@@ -125,13 +132,13 @@ def test_routing_prefers_openvino_for_int8_and_bf16(e5_small_bundle, tiny_bundle
 
     assert backend_candidates("cpu", with_ir(True), "int8") == ("openvino", "cpu")
     assert backend_candidates("cpu", with_ir(True), None) == ("cpu",)  # exact FP32 stays on ORT
-    assert backend_candidates("cpu", with_ir(True), None, artifact="openvino-int8") == ("openvino", "cpu")
+    assert backend_candidates("cpu", with_ir(True), None, artifact="openvino-int8") == ("openvino",)  # an IR runs on OpenVINO only
     assert backend_candidates("auto", with_ir(True), "int8") == ("tensorrt", "cuda", "openvino", "cpu")
     assert backend_candidates("cpu", with_ir(False), "int8") == ("cpu",)  # missed its gate: ORT's int8
     assert backend_candidates("cpu", load_manifest(tiny_bundle), "int8") == ("cpu",)  # no IR in the bundle
     monkeypatch.setenv("SEAEMBED_CPU_ISA", "avx2")  # no int8 dot products: OpenVINO INT8 measured slower than ORT's
     assert backend_candidates("cpu", with_ir(True), "int8") == ("cpu",)
-    assert backend_candidates("cpu", with_ir(True), None, artifact="openvino-int8") == ("openvino", "cpu")  # asked by name
+    assert backend_candidates("cpu", with_ir(True), None, artifact="openvino-int8") == ("openvino",)  # asked by name
 
 
 def test_bf16_export_records_whether_its_gate_ran(bf16_bundle):

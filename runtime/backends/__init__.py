@@ -37,7 +37,9 @@ def backend_candidates(name: str, manifest, precision: str | None, artifact: str
             _openvino_pays_off(precision)
             and any(a.format == "openvino" and a.precision == precision and a.parity.get("passed") is not False for a in manifest.artifacts)
         )
-    return tuple(c for n in order for c in (("openvino", n) if n == "cpu" and wants_openvino else (n,)))
+    # A named OpenVINO IR runs on OpenVINO only; a precision may fall back to ONNX Runtime's graph.
+    with_openvino = ("openvino",) if artifact is not None else ("openvino", "cpu")
+    return tuple(c for n in order for c in (with_openvino if n == "cpu" and wants_openvino else (n,)))
 
 
 def backend_class(name: str) -> type:

@@ -22,6 +22,7 @@ class Backend(Protocol):
     name: str  # registry name, e.g. "cpu"
     artifact: Artifact
     batch_hint: tuple[int, int]  # (max_batch_size, max_batch_tokens) a server should use by default
+    formats: tuple[str, ...]  # the artifact formats it opens ("onnx", "openvino", "tensorrt")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -53,18 +54,32 @@ class Backend(Protocol):
         """
 
 
-def pick_artifact(manifest: Manifest, preference: dict[str | None, tuple[str, ...]], precision: str | None, artifact: str | None = None) -> Artifact:
+def pick_artifact(
+    manifest: Manifest,
+    preference: dict[str | None, tuple[str, ...]],
+    precision: str | None,
+    artifact: str | None = None,
+    formats: tuple[str, ...] = ("onnx",),
+) -> Artifact:
     """The artifact a backend should run.
 
-    artifact: an exact artifact name. Otherwise the first name in preference[precision]
+    artifact: an exact artifact name, refused when it is not one of `formats` (the backend's) or
+    has no files (it missed its gate at export). Otherwise the first name in preference[precision]
     (precision None: the backend's default) that the bundle has.
     """
     have = ", ".join(a.name for a in manifest.artifacts)
     if artifact is not None:
         for candidate in manifest.artifacts:
             if candidate.name == artifact:
+                if candidate.format not in formats:
+                    raise BackendUnavailable(f"artifact {artifact!r} is in format {candidate.format!r}; this backend runs {' and '.join(formats)} artifacts")
                 if precision is not None and candidate.precision != precision:
                     raise BackendUnavailable(f"artifact {artifact!r} has precision {candidate.precision!r}, not {precision!r}")
+                if candidate.parity.get("passed") is False and not candidate.sha256:
+                    raise BackendUnavailable(
+                        f"{artifact} missed its accuracy gate at export, so the bundle has no files for it "
+                        f"({candidate.parity.get('reason', 'see the manifest')}); `seaembed info` lists the artifacts it has"
+                    )
                 return candidate
         hint = f"; {missing_artifact_hint(manifest, [artifact])}" if pruned_record(manifest, artifact) else ""
         raise BackendUnavailable(f"bundle has no artifact named {artifact!r} (it has: {have}){hint}")

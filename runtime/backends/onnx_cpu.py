@@ -20,6 +20,7 @@ class OnnxCpuBackend:
     name = "cpu"
     provider = "CPUExecutionProvider"
     # Default: the fastest graph that is exact (fp32 within 1e-4 of PyTorch); lossy graphs only when asked for.
+    formats = ("onnx",)
     preference: dict[str | None, tuple[str, ...]] = {
         None: ("onnx-fp32-ort", "onnx-fp32"),
         "fp32": ("onnx-fp32-ort", "onnx-fp32"),
@@ -63,7 +64,7 @@ class OnnxCpuBackend:
 
     @classmethod
     def select(cls, manifest: Manifest, precision: str | None, artifact: str | None = None) -> Artifact:
-        return pick_artifact(manifest, cls.preference, precision, artifact)
+        return pick_artifact(manifest, cls.preference, precision, artifact, cls.formats)
 
     @classmethod
     def load(cls, bundle_dir: Path, manifest: Manifest, precision: str | None, threads: int | None, artifact: str | None = None) -> OnnxCpuBackend:

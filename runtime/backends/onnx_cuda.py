@@ -35,6 +35,7 @@ _PADDED_COMPANIONS = ("onnx-fp16-mha", "onnx-fp16-ort", "onnx-fp16")
 class OnnxCudaBackend(OnnxCpuBackend):
     name = "cuda"
     provider = "CUDAExecutionProvider"
+    formats = ("onnx",)
     preference: dict[str | None, tuple[str, ...]] = {
         None: ("onnx-fp16-ort", "onnx-fp16", "onnx-fp32"),
         "fp16": ("onnx-fp16-ort", "onnx-fp16"),

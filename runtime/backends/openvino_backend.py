@@ -62,6 +62,7 @@ class OpenVinoBackend:
     name = "openvino"
     engine = "openvino"
     # Default: the exact FP32 graph (OpenVINO reads the ONNX file); int8/bf16 only when asked for.
+    formats = ("onnx", "openvino")
     preference: dict[str | None, tuple[str, ...]] = {
         None: ("onnx-fp32",),
         "fp32": ("onnx-fp32",),
@@ -88,7 +89,7 @@ class OpenVinoBackend:
 
     @classmethod
     def select(cls, manifest: Manifest, precision: str | None, artifact: str | None = None) -> Artifact:
-        chosen = pick_artifact(manifest, cls.preference, precision, artifact)
+        chosen = pick_artifact(manifest, cls.preference, precision, artifact, cls.formats)
         if chosen.format == "onnx" and (chosen.precision != "fp32" or chosen.details.get("ort_only")):
             raise BackendUnavailable(f"{chosen.name} is an ONNX Runtime graph; OpenVINO runs onnx-fp32, openvino-int8 and openvino-bf16")
         if chosen.parity.get("passed") is False:

@@ -96,6 +96,7 @@ def compatibility_problem(details: dict, runtime: str, version: str, cc: str, gp
 
 class TensorRTBackend:
     name = "tensorrt"
+    formats = ("tensorrt",)
     preference: dict[str | None, tuple[str, ...]] = {
         None: ("tensorrt-fp16", "tensorrt-int8"),
         "fp16": ("tensorrt-fp16",),
@@ -117,7 +118,7 @@ class TensorRTBackend:
 
     @classmethod
     def select(cls, manifest: Manifest, precision: str | None, artifact: str | None = None) -> Artifact:
-        chosen = pick_artifact(manifest, cls.preference, precision, artifact)
+        chosen = pick_artifact(manifest, cls.preference, precision, artifact, cls.formats)
         trt, cudart = _tensorrt(), cuda_runtime()
         if trt is not None and cudart is not None:
             problem = compatibility_problem(chosen.details, trt.__name__, trt.__version__, compute_capability(cudart), gpu_name(cudart))
