@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="", help="suffix of the result files, e.g. the CPU kind (epyc-avx2, spr)")
     args = parser.parse_args()
-    name = f"cpu_{args.model}" + (f"_{args.tag}" if args.tag else "")
+    result_name = f"cpu_{args.model}" + (f"_{args.tag}" if args.tag else "")
     checkpoint, bundle = prepare(args.model)
     first = Embedder.load(bundle, threads=args.threads, artifact="onnx-fp32")
     texts = bench.workloads(first.tokenizer, corpus_size=args.corpus_size, passages=args.passages)
@@ -163,7 +163,7 @@ def main() -> None:
             "passages_512_throughput": row["passages_512"]["tokens_per_s"] / ref["passages_512"]["tokens_per_s"],
             "short_query_p50_latency": row["short_query_ms"]["p50"] / ref["short_query_ms"]["p50"],
         }
-    payload = {"benchmark": name, "environment": environment(), "model": args.model, "tokens": n_tokens, "threads": args.threads, "batch_size": args.batch_size, "results": results, "not_run": skipped}
+    payload = {"benchmark": result_name, "environment": environment(), "model": args.model, "tokens": n_tokens, "threads": args.threads, "batch_size": args.batch_size, "results": results, "not_run": skipped}
     env = payload["environment"]
     print("CPU:", cpu_line(env), flush=True)
     lines = [
@@ -181,7 +181,7 @@ def main() -> None:
             f"{ratio['mixed_corpus_throughput']:.2f} | {ratio['passages_512_throughput']:.2f} | {ratio['short_query_p50_latency']:.2f} | {r['cosine_vs_pytorch']['min']:.5f} |"
         )
     lines += ["", *targets(results), *(f"- not run: {name}: {row['skipped']}" for name, row in skipped.items())]
-    write_results(name, payload, "\n".join(lines))
+    write_results(result_name, payload, "\n".join(lines))
     try:
         import matplotlib
 
@@ -199,7 +199,7 @@ def main() -> None:
         ax.set_title(f"CPU, {args.model}, {args.threads} threads (same run)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(RESULTS / f"{name}.png", dpi=110)
+        fig.savefig(RESULTS / f"{result_name}.png", dpi=110)
     except ModuleNotFoundError:
         pass
     print("\n".join(lines))
