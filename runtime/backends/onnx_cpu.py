@@ -19,8 +19,8 @@ MATMULNBITS_ACCURACY_LEVEL = 4
 class OnnxCpuBackend:
     name = "cpu"
     provider = "CPUExecutionProvider"
-    # Default: the fastest graph that is exact (fp32 within 1e-4 of PyTorch); lossy graphs only when asked for.
     formats = ("onnx",)
+    # Default: the fastest graph that is exact (fp32 within 1e-4 of PyTorch); lossy graphs only when asked for.
     preference: dict[str | None, tuple[str, ...]] = {
         None: ("onnx-fp32-ort", "onnx-fp32"),
         "fp32": ("onnx-fp32-ort", "onnx-fp32"),

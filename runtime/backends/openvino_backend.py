@@ -61,8 +61,8 @@ def inference_precision(compiled) -> str:
 class OpenVinoBackend:
     name = "openvino"
     engine = "openvino"
-    # Default: the exact FP32 graph (OpenVINO reads the ONNX file); int8/bf16 only when asked for.
     formats = ("onnx", "openvino")
+    # Default: the exact FP32 graph (OpenVINO reads the ONNX file); int8/bf16 only when asked for.
     preference: dict[str | None, tuple[str, ...]] = {
         None: ("onnx-fp32",),
         "fp32": ("onnx-fp32",),
