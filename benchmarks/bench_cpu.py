@@ -10,6 +10,10 @@ Writes benchmarks/results/cpu_<model>[_<tag>].{json,md,png} (--tag names the mac
 results from the project's different CPUs sit side by side).
 
 python benchmarks/bench_cpu.py --model e5-small [--tag epyc-avx2] [--st-onnx-python .venv-st5/bin/python] [--st-openvino-python .venv-stov/bin/python]
+
+The two reference venvs (each its own: optimum-onnx and optimum-intel pin different optimum versions):
+  python3 -m venv .venv-st5 && .venv-st5/bin/pip install torch==2.13.0 "sentence-transformers==5.1.*" "transformers==4.57.*" "optimum-onnx[onnxruntime]"
+  python3 -m venv .venv-stov && .venv-stov/bin/pip install torch==2.13.0 "sentence-transformers==5.1.*" "transformers==4.57.*" "optimum-intel[openvino]" datasets
 """
 
 from __future__ import annotations
