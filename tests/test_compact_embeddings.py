@@ -82,6 +82,8 @@ def test_float_weights_stay_int8_and_run_as_8bit_matmuls(e5_small_bundle, tmp_pa
     from seaembed.runtime.backends.onnx_cpu import MATMULNBITS_ACCURACY_LEVEL, OnnxCpuBackend
 
     options = OnnxCpuBackend.session_options(1)  # as the runtime and the export gate configure it
+    # set explicitly, not left to ORT's default (which is 4 today): the gated level survives an ORT upgrade
+    assert options.get_session_config_entry("session.qdq_matmulnbits_accuracy_level") == str(MATMULNBITS_ACCURACY_LEVEL) == "4"
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.onnx.data")
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")

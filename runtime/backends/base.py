@@ -54,6 +54,16 @@ class Backend(Protocol):
         """
 
 
+def _gated(artifact: Artifact) -> Artifact:
+    """The artifact, unless it missed its accuracy gate at export (recorded with its numbers, shipped without files)."""
+    if artifact.parity.get("passed") is False:
+        raise BackendUnavailable(
+            f"{artifact.name} missed its accuracy gate at export, so the bundle has no files for it "
+            f"({artifact.parity.get('reason', 'see the manifest')}); choose another precision or artifact (`seaembed info` lists them)"
+        )
+    return artifact
+
+
 def pick_artifact(
     manifest: Manifest,
     preference: dict[str | None, tuple[str, ...]],
@@ -63,9 +73,9 @@ def pick_artifact(
 ) -> Artifact:
     """The artifact a backend should run.
 
-    artifact: an exact artifact name, refused when it is not one of `formats` (the backend's) or
-    has no files (it missed its gate at export). Otherwise the first name in preference[precision]
-    (precision None: the backend's default) that the bundle has.
+    artifact: an exact artifact name, refused when it is not one of `formats` (the backend's).
+    Otherwise the first name in preference[precision] (precision None: the backend's default) that
+    the bundle has. Either way, one that missed its accuracy gate at export is refused.
     """
     have = ", ".join(a.name for a in manifest.artifacts)
     if artifact is not None:
@@ -75,12 +85,7 @@ def pick_artifact(
                     raise BackendUnavailable(f"artifact {artifact!r} is in format {candidate.format!r}; this backend runs {' and '.join(formats)} artifacts")
                 if precision is not None and candidate.precision != precision:
                     raise BackendUnavailable(f"artifact {artifact!r} has precision {candidate.precision!r}, not {precision!r}")
-                if candidate.parity.get("passed") is False and not candidate.sha256:
-                    raise BackendUnavailable(
-                        f"{artifact} missed its accuracy gate at export, so the bundle has no files for it "
-                        f"({candidate.parity.get('reason', 'see the manifest')}); `seaembed info` lists the artifacts it has"
-                    )
-                return candidate
+                return _gated(candidate)
         hint = f"; {missing_artifact_hint(manifest, [artifact])}" if pruned_record(manifest, artifact) else ""
         raise BackendUnavailable(f"bundle has no artifact named {artifact!r} (it has: {have}){hint}")
     if precision not in preference:
@@ -89,13 +94,13 @@ def pick_artifact(
     by_name = {a.name: a for a in manifest.artifacts}
     for name in preference[precision]:
         if name in by_name:
-            return by_name[name]
+            return _gated(by_name[name])
     if precision is None:
         # A pruned bundle (`seaembed bundle prune --keep onnx-int8-dynamic`) holds only what its owner chose to ship.
         for name in dict.fromkeys(n for names in preference.values() for n in names):
             if name in by_name:
                 log.info("bundle has none of %s; running %s, the graph it was pruned to", ", ".join(preference[None]), name)
-                return by_name[name]
+                return _gated(by_name[name])
     wanted = "any of " + ", ".join(preference[precision])
     raise BackendUnavailable(
         f"bundle has no artifact this backend can run at precision {precision or 'default'!r} ({wanted}; it has: {have}); "

@@ -92,11 +92,6 @@ class OpenVinoBackend:
         chosen = pick_artifact(manifest, cls.preference, precision, artifact, cls.formats)
         if chosen.format == "onnx" and (chosen.precision != "fp32" or chosen.details.get("ort_only")):
             raise BackendUnavailable(f"{chosen.name} is an ONNX Runtime graph; OpenVINO runs onnx-fp32, openvino-int8 and openvino-bf16")
-        if chosen.parity.get("passed") is False:
-            raise BackendUnavailable(
-                f"{chosen.name} missed its accuracy gate at export, so the bundle has no files for it "
-                f"({chosen.parity.get('reason', '')}). Use precision='int8' on backend='cpu' (ONNX Runtime's int8 graph)"
-            )
         if chosen.precision == "bf16":
             reason = bf16_refusal(chosen)
             if reason:
