@@ -7,7 +7,6 @@ then exits. `cold_start()` launches it and times process start → that line, th
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -30,25 +29,43 @@ def _status_mb(field: str) -> float | None:
     return None
 
 
+_CHILD_FLAGS = ("--artifact", "--backend", "--threads", "--vectors")
+
+
+def _child_args(argv: list[str]) -> dict:
+    """BUNDLE [--artifact NAME] [--backend B] [--threads N] [--vectors OUT.npy], as _command writes them.
+
+    Parsed by hand: the measured process should import what a user's process imports, and no more.
+    """
+    if not argv or len(argv) % 2 == 0:
+        raise SystemExit(f"usage: python -m seaembed.runtime.coldstart BUNDLE [{' '.join(f + ' VALUE' for f in _CHILD_FLAGS)}]")
+    pairs = dict(zip(argv[1::2], argv[2::2], strict=True))
+    unknown = sorted(set(pairs) - set(_CHILD_FLAGS))
+    if unknown:
+        raise SystemExit(f"unknown flag(s) {', '.join(unknown)}; known: {', '.join(_CHILD_FLAGS)}")
+    threads = pairs.get("--threads")
+    return {
+        "bundle": argv[0],
+        "artifact": pairs.get("--artifact"),
+        "backend": pairs.get("--backend", "cpu"),
+        "threads": int(threads) if threads else None,
+        "vectors": pairs.get("--vectors"),
+    }
+
+
 def _child(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("bundle")
-    parser.add_argument("--artifact", default=None)
-    parser.add_argument("--backend", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--vectors", default=None, help="also save the query's vector here (.npy)")
-    args = parser.parse_args(argv)
+    args = _child_args(sys.argv[1:] if argv is None else argv)
     from seaembed.runtime import Embedder
 
     started = time.perf_counter()
-    embedder = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=args.artifact)
+    embedder = Embedder.load(args["bundle"], backend=args["backend"], threads=args["threads"], artifact=args["artifact"])
     loaded = time.perf_counter()
     vector = embedder.encode(QUERY, prompt_name="query" if "query" in embedder.prompts else None)
     embedded = time.perf_counter()
-    if args.vectors:
+    if args["vectors"]:
         import numpy as np
 
-        np.save(args.vectors, vector)
+        np.save(args["vectors"], vector)
     report = {
         "artifact": embedder.backend.artifact.name,
         "load_s": loaded - started,

@@ -12,15 +12,21 @@ import numpy as np
 
 from .backends import Backend, BackendUnavailable, backend_candidates, backend_class
 from .batching import pad_batch, plan_batches
-from .inputs import reject_empty
 from .integrity import verify_files
 from .manifest import Manifest, load_manifest
-from .tokenizer import Tokenizer
+from .tokenizer import InvalidTextError, Tokenizer
 
 log = logging.getLogger("seaembed")
 
 # Tokenize this many texts ahead while the engine works on the previous chunk.
 _CHUNK_TEXTS = 1024
+
+
+def reject_empty(texts: list) -> None:
+    """The Python API's side of the empty-input policy: InvalidTextError naming the first empty string."""
+    for i, text in enumerate(texts):
+        if isinstance(text, str) and text == "":
+            raise InvalidTextError(f"input {i} is an empty string; an empty string has no embedding", i)
 
 
 class Embedder:

@@ -74,7 +74,7 @@ def test_local_workers_equal_embedder_with_ids_and_bad_rows(tiny_bundle, tiny_em
     assert summary["parts"] == 5 + 2 and len(summary["per_worker"]) == 2
     assert json.loads((tmp_path / "out" / "_summary.json").read_text())["tokens"] == sum(tokens)
 
-    from seaembed.runtime.inputs import BadRowError
+    from seaembed.runtime.cli.inputs import BadRowError
 
     with pytest.raises(BadRowError, match=r"a.jsonl:3: missing field 'text'"):
         embed_dataset(tiny_bundle, tmp_path / "in", tmp_path / "strict", id_field="doc", strict=True, workers=1, progress="off")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from seaembed.runtime.bulk.plan import list_inputs
-from seaembed.runtime.inputs import EMPTY_TEXT, InputFileError, count_records, read_rows
+from seaembed.runtime.cli.inputs import EMPTY_TEXT, InputFileError, count_records, read_rows
 
 
 def _table(rows):

@@ -252,7 +252,7 @@ def test_info_and_verify(tiny_bundle, tiny_checkpoint):
 
 
 def test_exit_codes_are_documented():
-    from seaembed.runtime.cli_support import ExitCode
+    from seaembed.runtime.cli.support import ExitCode
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme[readme.index("### Exit codes") :]

@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..inputs import FORMATS, InputFileError, count_records, detect_format
+from ..cli.inputs import FORMATS, InputFileError, count_records, detect_format
 from .errors import OutputConflictError
 
 PLAN_FILE = "_plan.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..progress import Progress
+from ..cli.progress import Progress
 
 
 class JobProgress:

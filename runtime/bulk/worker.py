@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inputs import BadRowError, Row, read_rows
+from ..cli.inputs import BadRowError, Row, read_rows
 from .encode import encode_stream
 from .plan import JobSettings, Part
 

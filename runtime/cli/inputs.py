@@ -338,11 +338,3 @@ def count_records(path: str | Path, fmt: str | None = None) -> int:
             last = block[-1:]
         return count + (last != b"\n")
 
-
-def reject_empty(texts: list) -> None:
-    """The Python API's side of the empty-input policy: InvalidTextError naming the first empty string."""
-    from .tokenizer import InvalidTextError
-
-    for i, text in enumerate(texts):
-        if isinstance(text, str) and text == "":
-            raise InvalidTextError(f"input {i} is an empty string; an empty string has no embedding", i)

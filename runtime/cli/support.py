@@ -60,11 +60,11 @@ def _from_module(err: BaseException, *prefixes: str) -> bool:
 
 def classify(err: BaseException, command: str | None) -> tuple[ExitCode, str]:
     """The exit code and the one-line message for an error that ended a command."""
-    from .backends import BackendUnavailable
-    from .bulk.errors import OutputConflictError, WorkerDiedError
+    from ..backends import BackendUnavailable
+    from ..bulk.errors import OutputConflictError, WorkerDiedError
+    from ..manifest import BundleError
+    from ..tokenizer import InputTooLongError, InvalidTextError, TokenizerConfigError
     from .inputs import BadRowError, InputFileError
-    from .manifest import BundleError
-    from .tokenizer import InputTooLongError, InvalidTextError, TokenizerConfigError
 
     message = _one_line(err)
     if isinstance(err, CliError):
@@ -174,12 +174,12 @@ def positive_int(value: str) -> int:
 
 def check_run_flags(bundle: str | Path, precision: str | None, artifact: str | None, prompt_name: str | None = None):
     """Refuse a precision, artifact or prompt the bundle does not have, before anything slow; returns the manifest."""
-    from .manifest import load_manifest
+    from ..manifest import load_manifest
 
     with stage(ExitCode.MODEL, "read the bundle"):
         manifest = load_manifest(bundle)
     names = [a.name for a in manifest.artifacts]
-    from .bundle import missing_artifact_hint
+    from ..bundle import missing_artifact_hint
 
     if artifact is not None and artifact not in names:
         pruned = f"; {missing_artifact_hint(manifest, [artifact])}" if any(p.get("name") == artifact for p in manifest.pruned) else ""
