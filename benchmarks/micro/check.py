@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from baseline import REPO, RUNS, Measured, baseline_path, ratios, read_run
+from baseline import BASELINES, REPO, RUNS, Measured, ratios, read_run
 
 
 def duration(seconds: float) -> str:
@@ -39,14 +40,14 @@ def ratio_lines(now: dict[str, Measured], base: dict[str, Measured]) -> list[str
     return lines
 
 
-def compare(run_path: str) -> int:
+def compare(run_path: str, baselines: Path = BASELINES, report_dir: Path = RUNS) -> int:
     run = read_run(run_path)
-    path = baseline_path(run.cpu_kind)
+    path = Path(baselines) / f"{run.cpu_kind}.json"
     env = f"SEAEMBED_TOKENIZER={run.tokenizer_env}" if run.tokenizer_env else "SEAEMBED_TOKENIZER unset"
     load = f"load average {run.load_average[0]:.1f}" if run.load_average else "load average unknown"
     if not path.exists():
         print(f"bench-check: no baseline for this CPU kind ({run.cpu_kind}): nothing to compare with, so nothing fails.")
-        print(f"  Record one on a quiet machine with `make bench-baseline` (5 runs of the suite, ~3 minutes on 2 cores); it writes {path.relative_to(REPO)}.")
+        print(f"  Record one on a quiet machine with `make bench-baseline` (5 runs of the suite, ~3 minutes on 2 cores); it writes {path.relative_to(REPO) if path.is_relative_to(REPO) else path}.")
         return 0
     baseline = json.loads(path.read_text())
     base = {
@@ -88,8 +89,8 @@ def compare(run_path: str) -> int:
     lines += ["", "Same-run ratios (reference median / seaembed median):", *ratio_lines(run.benchmarks, base)]
     report = "\n".join(lines)
     print(report)
-    RUNS.mkdir(parents=True, exist_ok=True)
-    (RUNS / "last-check.md").write_text(report + "\n" + "\n".join(regressions) + "\n")
+    Path(report_dir).mkdir(parents=True, exist_ok=True)
+    (Path(report_dir) / "last-check.md").write_text(report + "\n" + "\n".join(regressions) + "\n")
     if regressions:
         print()
         print("\n".join(regressions))
@@ -101,7 +102,10 @@ def compare(run_path: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="the --benchmark-json file of the run to check")
-    return compare(parser.parse_args().run)
+    parser.add_argument("--baselines", type=Path, default=BASELINES, help="folder of <cpu kind>.json baselines")
+    parser.add_argument("--report-dir", type=Path, default=RUNS, help="where last-check.md is written")
+    args = parser.parse_args()
+    return compare(args.run, args.baselines, args.report_dir)
 
 
 if __name__ == "__main__":
