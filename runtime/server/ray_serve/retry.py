@@ -1,0 +1,98 @@
+"""In Serve's HTTP proxy: a request whose replica died under it goes once more to another
+replica, and if that fails too the client gets 503 with Retry-After, never a hang or a bare 500.
+
+Serve's proxy answers a request whose replica actor died with no response at all (its own
+error path only writes 408/429/503 bodies), so the ASGI server would send a bare 500. This
+middleware wraps the proxy: it keeps the request body, holds the response until it is complete,
+and when the proxy ends without one, replays the request once; Serve's router has marked the
+dead replica by then and picks a live one. Every seaembed route is a pure function of its
+body, so a replay is safe. Installed by `seaembed serve --ray` (serve.start's http_options
+middlewares); on a cluster whose Serve was started elsewhere, set
+RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=seaembed.runtime.server.ray_serve.retry.proxy_middlewares
+in the environment of every node (README: Scale out).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import error_body
+
+log = logging.getLogger("seaembed.server")
+
+RETRY_AFTER_S = 1
+ATTEMPTS = 2  # the first try and one replay
+
+
+class RetryOnReplicaLoss:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away before sending its request
+            return
+        for attempt in range(ATTEMPTS):
+            response = await self._attempt(scope, body, receive)
+            if response is not None:
+                for message in response:
+                    await send(message)
+                return
+            log.warning("replica lost", extra={"fields": {"event": "replica_lost", "path": scope["path"], "attempt": attempt + 1}})
+        openai = scope["path"] in ("/v1/embeddings", "/embeddings") or scope["path"].startswith("/v1/")
+        payload = error_body(openai, 503, f"the replica serving this request stopped, twice; retry in {RETRY_AFTER_S} s")
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (b"retry-after", str(RETRY_AFTER_S).encode()),
+        ]})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _attempt(self, scope, body: bytes, receive) -> list[dict] | None:
+        """The proxy's complete response, or None when it ended without one (or with a bare 500
+        of its own, not one of the app's, which always carry a JSON body)."""
+        messages: list[dict] = []
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # the client's disconnect, when it comes
+
+        async def hold(message):
+            messages.append(message)
+
+        try:
+            await self.app(dict(scope), replay, hold)
+        except Exception as err:
+            log.warning("replica lost", extra={"fields": {"event": "proxy_error", "error": f"{type(err).__name__}: {err}"}})
+            return None
+        start = next((m for m in messages if m["type"] == "http.response.start"), None)
+        if start is None or not _complete(messages):
+            return None
+        return messages
+
+
+def _complete(messages: list[dict]) -> bool:
+    return any(m["type"] == "http.response.body" and not m.get("more_body", False) for m in messages)
+
+
+async def _read_body(receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def proxy_middlewares() -> list:
+    """For RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH: the middlewares Serve's proxies apply."""
+    from starlette.middleware import Middleware
+
+    return [Middleware(RetryOnReplicaLoss)]
