@@ -63,7 +63,13 @@ def build_app(
         options["autoscaling_config"] = {**AUTOSCALING_DEFAULTS, **autoscaling}
     else:
         options["num_replicas"] = replicas
-    replica = serve.deployment(**options)(serve.ingress()(EmbeddingReplica))
+    try:
+        ingress = serve.ingress()(EmbeddingReplica)  # the app comes from __serve_build_asgi_app__
+    except TypeError:
+        import ray
+
+        raise RuntimeError(f"seaembed serve --ray needs Ray Serve >= 2.60 (replicas that build their ASGI app after loading the model); this is Ray {ray.__version__}: pip install 'seaembed[ray]'") from None
+    replica = serve.deployment(**options)(ingress)
     board = None
     if metrics:
         board = serve.deployment(name="MetricsBoard", num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(MetricsBoard).bind()

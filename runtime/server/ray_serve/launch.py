@@ -81,10 +81,11 @@ def _remove(started_here: bool) -> None:
     import ray
     from ray import serve
 
-    serve.delete(APP_NAME)
     if started_here:
-        serve.shutdown()
+        serve.shutdown()  # every app, replicas drained
         ray.shutdown()
+    else:
+        serve.delete(APP_NAME)
 
 
 def serve_ray(
