@@ -214,7 +214,8 @@ def test_killing_a_replica_mid_load_loses_no_request(two_replicas, tiny_embedder
         if status == 200:
             assert np.abs(np.array(json.loads(body)) - expected[indices]).max() <= 1e-6
     # Serve starts a replacement, which joins the deployment and the metrics
-    wait_for(lambda: running_replicas("seaembed") == 2 and victim not in replica_names("seaembed"), 90, "the replacement replica")
+    rejoined_s = wait_for(lambda: running_replicas("seaembed") == 2 and victim not in replica_names("seaembed"), 90, "the replacement replica")
+    print(f"replica killed under load: {len(results)} requests, {len(failures)} failed; the replacement ran {rejoined_s:.1f} s after the load ended")
     assert httpx.post(url + "/embed", json={"inputs": "after"}, timeout=30).status_code == 200
     current = {name.rsplit("#", 1)[1] for name in replica_names("seaembed")}
 
