@@ -93,3 +93,55 @@ def test_merged_metrics_parse_and_keep_every_replica_sample():
 def test_with_label_keeps_existing_labels_and_escapes():
     assert with_label('m{a="b"} 1', "replica", 'x"y') == 'm{replica="x\\"y",a="b"} 1'
     assert with_label("m 2.5", "replica", "r") == 'm{replica="r"} 2.5'
+
+
+def test_serve_ray_flags_parse_both_ways_and_exclude_each_other(capsys):
+    from seaembed.runtime.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["serve", "b", "--ray"]).ray is True
+    assert parser.parse_args(["serve", "b", "--ray", "false"]).ray is False
+    assert parser.parse_args(["serve", "b"]).ray is False
+    args = parser.parse_args(["serve", "b", "--ray", "--ray-address", "auto", "--autoscale", "1:4"])
+    assert (args.ray_address, args.autoscale, args.replicas) == ("auto", "1:4", None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "b", "--ray", "--replicas", "2", "--autoscale", "1:2"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "b", "--ray", "--replicas", "0"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value,message", [("4", "MIN:MAX"), ("a:b", "MIN:MAX"), ("3:1", "MIN <= MAX"), ("0:0", "MAX >= 1")])
+def test_autoscale_values_are_checked(value, message):
+    from seaembed.runtime.server.ray_serve.launch import parse_autoscale
+
+    with pytest.raises(ValueError, match=message):
+        parse_autoscale(value)
+
+
+def test_autoscale_knobs_come_from_the_environment(monkeypatch):
+    from seaembed.runtime.server.ray_serve import AUTOSCALING_DEFAULTS
+    from seaembed.runtime.server.ray_serve.launch import parse_autoscale
+
+    assert parse_autoscale("1:4") == {**AUTOSCALING_DEFAULTS, "min_replicas": 1, "max_replicas": 4}
+    monkeypatch.setenv("SEAEMBED_RAY_AUTOSCALING", '{"target_ongoing_requests": 8}')
+    assert parse_autoscale("0:2")["target_ongoing_requests"] == 8
+    monkeypatch.setenv("SEAEMBED_RAY_AUTOSCALING", "[1]")
+    with pytest.raises(ValueError, match="JSON object"):
+        parse_autoscale("1:2")
+
+
+def test_serve_config_builder_takes_server_settings_and_refuses_unknown_args(tiny_bundle):
+    pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'seaembed[ray]')")
+    from ray.serve import Application
+
+    from seaembed.runtime.server.ray_serve import app_builder
+
+    app = app_builder({"bundle": str(tiny_bundle), "replicas": 2, "max_batch_size": 8, "auto_truncate": True})
+    assert isinstance(app, Application)
+    with pytest.raises(ValueError, match="unknown seaembed Serve args \\['max_batch'\\]"):
+        app_builder({"bundle": str(tiny_bundle), "max_batch": 8})
+    with pytest.raises(ValueError, match="args.bundle"):
+        app_builder({"replicas": 2})
+    with pytest.raises(ValueError, match="max_queue_inputs"):
+        app_builder({"bundle": str(tiny_bundle), "max_queue_inputs": 1})
