@@ -30,13 +30,24 @@ class FlakyProxy:
         await send({"type": "http.response.body", "body": b""})
 
 
-def call(app, path: str, chunks: list[bytes]) -> list[dict]:
+class ClientLeavesProxy(FlakyProxy):
+    """Serve's proxy when the client disconnects: it waits for the disconnect and ends without a response."""
+
+    async def __call__(self, scope, receive, send):
+        message = await receive()
+        self.bodies.append(message["body"])
+        assert (await receive())["type"] == "http.disconnect"
+
+
+def call(app, path: str, chunks: list[bytes], then_disconnect: bool = False) -> list[dict]:
     sent: list[dict] = []
     incoming = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
 
     async def receive():
         if incoming:
             return incoming.pop(0)
+        if then_disconnect:
+            return {"type": "http.disconnect"}
         await asyncio.sleep(3600)  # the client stays connected
 
     async def send(message):
@@ -52,6 +63,12 @@ def test_a_request_whose_replica_died_is_replayed_once_with_its_body():
     sent = call(RetryOnReplicaLoss(proxy), "/embed", [b'{"inputs": ', b'"x"}'])
     assert proxy.bodies == [b'{"inputs": "x"}'] * 2
     assert sent[0]["status"] == 200 and b"".join(m.get("body", b"") for m in sent[1:]) == b'{"inputs": "x"}'
+
+
+def test_a_client_that_left_is_not_replayed_nor_answered():
+    proxy = ClientLeavesProxy(failures=0)
+    assert call(RetryOnReplicaLoss(proxy), "/embed", [b"{}"], then_disconnect=True) == []
+    assert len(proxy.bodies) == 1
 
 
 @pytest.mark.parametrize("path,openai", [("/embed", False), ("/v1/embeddings", True), ("/embeddings", True)])

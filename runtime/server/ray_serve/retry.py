@@ -35,11 +35,14 @@ class RetryOnReplicaLoss:
         body = await _read_body(receive)
         if body is None:  # the client went away before sending its request
             return
+        client = _Client(receive)
         for attempt in range(ATTEMPTS):
-            response = await self._attempt(scope, body, receive)
+            response = await self._attempt(scope, body, client)
             if response is not None:
                 for message in response:
                     await send(message)
+                return
+            if client.gone:  # the proxy stopped because the client left: nobody to answer
                 return
             log.warning("replica lost", extra={"fields": {"event": "replica_lost", "path": scope["path"], "attempt": attempt + 1}})
         openai = scope["path"] in ("/v1/embeddings", "/embeddings") or scope["path"].startswith("/v1/")
@@ -49,7 +52,7 @@ class RetryOnReplicaLoss:
         ]})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _attempt(self, scope, body: bytes, receive) -> list[dict] | None:
+    async def _attempt(self, scope, body: bytes, client: _Client) -> list[dict] | None:
         """The proxy's complete response, or None when it ended without one (or with a bare 500
         of its own, not one of the app's, which always carry a JSON body)."""
         messages: list[dict] = []
@@ -60,7 +63,7 @@ class RetryOnReplicaLoss:
             if not delivered:
                 delivered = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # the client's disconnect, when it comes
+            return await client.receive()  # the client's disconnect, when it comes
 
         async def hold(message):
             messages.append(message)
@@ -74,6 +77,20 @@ class RetryOnReplicaLoss:
         if start is None or not _complete(messages):
             return None
         return messages
+
+
+class _Client:
+    """The client's receive channel after its body was read: remembers a disconnect."""
+
+    def __init__(self, receive):
+        self._receive = receive
+        self.gone = False
+
+    async def receive(self) -> dict:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.gone = True
+        return message
 
 
 def _complete(messages: list[dict]) -> bool:
