@@ -6,10 +6,14 @@ error path only writes 408/429/503 bodies), so the ASGI server would send a bare
 middleware wraps the proxy: it keeps the request body, holds the response until it is complete,
 and when the proxy ends without one, replays the request once; Serve's router has marked the
 dead replica by then and picks a live one. Every seaembed route is a pure function of its
-body, so a replay is safe. Installed by `seaembed serve --ray` (serve.start's http_options
-middlewares); on a cluster whose Serve was started elsewhere, set
+body, so a replay is safe (it replays for every application behind that proxy: one whose routes
+are not safe to repeat should not share a cluster's proxies with it).
+
+Serve's proxies load it from RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH (serve.start's
+`middlewares` option is gone in Ray 2.60): `seaembed serve --ray` sets the variable before it
+starts a local cluster, whose processes inherit it; a cluster started elsewhere needs
 RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=seaembed.runtime.server.ray_serve.retry.proxy_middlewares
-in the environment of every node (README: Scale out).
+in the environment of `ray start` on every node (README: Scale out).
 """
 
 from __future__ import annotations
@@ -53,8 +57,7 @@ class RetryOnReplicaLoss:
         await send({"type": "http.response.body", "body": payload})
 
     async def _attempt(self, scope, body: bytes, client: _Client) -> list[dict] | None:
-        """The proxy's complete response, or None when it ended without one (or with a bare 500
-        of its own, not one of the app's, which always carry a JSON body)."""
+        """The proxy's complete response, or None when it ended without one."""
         messages: list[dict] = []
         delivered = False
 
