@@ -113,7 +113,7 @@ def test_with_label_keeps_existing_labels_and_escapes():
 
 
 def test_serve_ray_flags_parse_both_ways_and_exclude_each_other(capsys):
-    from seaembed.runtime.cli import build_parser
+    from seaembed.runtime.cli.commands import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["serve", "b", "--ray"]).ray is True

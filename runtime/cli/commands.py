@@ -216,9 +216,9 @@ def cmd_serve(args) -> int:
         print(f"seaembed serve: {err}", file=sys.stderr)
         return 2
     if args.ray:
-        from .server.ray_serve.launch import serve_ray_command
+        from . import serve_ray
 
-        return serve_ray_command(args, settings)
+        return serve_ray.run(args, settings)
     serve(args.bundle, settings, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact, log_level=args.log_level)
     return 0
 
@@ -240,9 +240,9 @@ def _register_serve(sub) -> None:
     p.add_argument("--workers", type=int, default=int(_env("WORKERS", 1)), help="server processes sharing the port, each with its own engine and available CPUs / N threads (README: choosing N) [SEAEMBED_WORKERS]")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="[SEAEMBED_LOG_LEVEL]")
     _add_runtime_flags(p)
-    from .server.ray_serve.flags import add_ray_serve_flags
+    from . import serve_ray
 
-    add_ray_serve_flags(p, _env, _bool)
+    serve_ray.add_flags(p, _env, _bool)
     p.set_defaults(func=cmd_serve)
 
 

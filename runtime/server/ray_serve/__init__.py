@@ -4,7 +4,8 @@
     deployment.py     the Serve application: resources per replica, autoscaling defaults
     metrics_board.py  every replica's registry at /metrics
     retry.py          in Serve's proxy: a request that lost its replica is replayed once, else 503
-    launch.py         the CLI path: connect or start Ray, start Serve, run until a signal
+    launch.py         `seaembed serve --ray`: connect or start Ray, start Serve, run until a signal
+                      (its flags: runtime/cli/serve_ray.py)
 
 From a Serve config file: `import_path: seaembed.runtime.server.ray_serve:app_builder`.
 """

@@ -21,6 +21,10 @@ AUTOSCALING_VARIABLE = "SEAEMBED_RAY_AUTOSCALING"
 CLEANUP_DEADLINE_S = 45.0  # JSON object over AUTOSCALING_DEFAULTS
 
 
+class SizingError(ValueError):
+    """The replicas asked for cannot run on this cluster; the message says what to change."""
+
+
 def parse_autoscale(value: str) -> dict:
     """'MIN:MAX' → Serve's min_replicas/max_replicas, over the defaults and $SEAEMBED_RAY_AUTOSCALING."""
     parts = value.split(":")
@@ -64,13 +68,13 @@ def _sizing(backend: str, threads: int | None, replicas: int | None, autoscaling
     if backend in GPU_BACKENDS:
         gpus = int(resources.get("GPU", 0))
         if gpus == 0 and replicas is None and autoscaling is None:
-            raise RuntimeError(f"--backend {backend} puts one replica on each GPU, and the Ray cluster has none")
+            raise SizingError(f"--backend {backend} puts one replica on each GPU, and the Ray cluster has none; give --replicas N to wait for GPUs (an autoscaling cluster adds them), or use a CPU backend")
         return replicas or max(1, gpus), threads or 1
     count = replicas or (autoscaling or {}).get("max_replicas") or max(1, len(nodes))
     largest_node = max((int(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=1)
     threads = threads or max(1, min(largest_node, int(resources.get("CPU", 1)) // count))
     if local and count * threads > resources.get("CPU", 0):
-        raise RuntimeError(
+        raise SizingError(
             f"{count} replicas x {threads} CPU threads need {count * threads} CPUs and this machine's Ray cluster has "
             f"{int(resources.get('CPU', 0))}; lower --replicas/--autoscale MAX or --threads (a cluster of several machines: --ray-address)"
         )
@@ -137,22 +141,3 @@ def serve_ray(
     log.info("stopped", extra={"fields": {"event": "stopped"}})
     return 0
 
-
-def serve_ray_command(args, settings: ServerSettings) -> int:
-    """`seaembed serve --ray`: the flags' combinations checked, then serve_ray."""
-    from ... import cli_support
-    from .. import configure_logging
-
-    if settings.workers != 1:
-        raise cli_support.usage_error("--workers is the single-host server's process count; with --ray, size with --replicas N or --autoscale MIN:MAX")
-    if args.replicas is not None and args.autoscale is not None:  # both from the environment
-        raise cli_support.usage_error("--replicas and --autoscale exclude each other (SEAEMBED_REPLICAS, SEAEMBED_AUTOSCALE)")
-    if args.autoscale is not None:
-        try:
-            parse_autoscale(args.autoscale)
-        except ValueError as err:
-            raise cli_support.usage_error(str(err)) from None
-    configure_logging(args.log_level)
-    engine = {"backend": args.backend, "threads": args.threads, "precision": args.precision, "artifact": args.artifact}
-    replicas = int(args.replicas) if args.replicas is not None else None
-    return serve_ray(args.bundle, settings, engine, address=args.ray_address, replicas=replicas, autoscale=args.autoscale, log_level=args.log_level)
