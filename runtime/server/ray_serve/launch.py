@@ -17,8 +17,8 @@ log = logging.getLogger("seaembed.server")
 
 PROXY_CALLBACK_VARIABLE = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 PROXY_CALLBACK = "seaembed.runtime.server.ray_serve.retry.proxy_middlewares"
-AUTOSCALING_VARIABLE = "SEAEMBED_RAY_AUTOSCALING"
-CLEANUP_DEADLINE_S = 45.0  # JSON object over AUTOSCALING_DEFAULTS
+AUTOSCALING_VARIABLE = "SEAEMBED_RAY_AUTOSCALING"  # JSON object over AUTOSCALING_DEFAULTS
+CLEANUP_DEADLINE_S = 45.0
 
 
 class SizingError(ValueError):
@@ -69,6 +69,9 @@ def _sizing(backend: str, threads: int | None, replicas: int | None, autoscaling
         gpus = int(resources.get("GPU", 0))
         if gpus == 0 and replicas is None and autoscaling is None:
             raise SizingError(f"--backend {backend} puts one replica on each GPU, and the Ray cluster has none; give --replicas N to wait for GPUs (an autoscaling cluster adds them), or use a CPU backend")
+        wanted = replicas or (autoscaling or {}).get("max_replicas") or gpus
+        if local and wanted > gpus:
+            raise SizingError(f"{wanted} replicas of one GPU each and this machine has {gpus} GPU(s); lower --replicas/--autoscale MAX (several machines: --ray-address)")
         return replicas or max(1, gpus), threads or 1
     count = replicas or (autoscaling or {}).get("max_replicas") or max(1, len(nodes))
     largest_node = max((int(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=1)
