@@ -8,7 +8,7 @@ Both servers split the cores the same way: 2 engines with available CPUs / 2 thr
 Every 53rd response is checked against Embedder.encode of its own inputs (≤ 1e-5); non-2xx
 responses and socket errors are counted. The machine's busy CPU share during each run and the
 load average before it are recorded: other processes on the machine show there.
-Writes benchmarks/results/ray_serve.{json,md}.
+Writes benchmarks/results/ray_serve.{json,md} (ray_serve_overhead.* with --bundle overhead).
 
     flock /tmp/seaembed-cpu.lock .venv/bin/python benchmarks/bench_ray_serve.py
 """
@@ -148,7 +148,7 @@ def main() -> None:
         "seconds": args.seconds, "warmup": args.warmup, "bodies": args.bodies, "inputs_per_request": 8, "load_generator": "wrk 1 thread",
         "rows": rows, "throughput_ratio": rows[1]["inputs_per_s"] / rows[0]["inputs_per_s"], "note": args.note,
     }
-    write_results("ray_serve", payload, markdown(payload))
+    write_results("ray_serve" if args.bundle == "e5-small" else f"ray_serve_{args.bundle}", payload, markdown(payload))
     print(markdown(payload))
 
 
