@@ -242,7 +242,7 @@ def _register_serve(sub) -> None:
     _add_runtime_flags(p)
     from . import serve_ray
 
-    serve_ray.add_flags(p, _env, _bool)
+    serve_ray.add_flags(p)
     p.set_defaults(func=cmd_serve)
 
 

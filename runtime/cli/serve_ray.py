@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .support import usage_error
 
@@ -17,14 +18,24 @@ def _positive(value: str) -> int:
     return number
 
 
-def add_flags(p: argparse.ArgumentParser, env, boolean) -> None:
-    """env(NAME, default) reads SEAEMBED_NAME; boolean parses true/false."""
+def _bool(value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    """--ray, --ray-address, --replicas | --autoscale; each also reads SEAEMBED_<FLAG> (a flag given wins)."""
+    env = os.environ.get
     group = p.add_argument_group("Ray Serve (README: Scale out)")
-    group.add_argument("--ray", type=boolean, nargs="?", const=True, default=boolean(env("RAY", "false")), help="serve through Ray Serve replicas behind its HTTP proxy on --host/--port, on a local cluster or --ray-address's (needs seaembed[ray]) [SEAEMBED_RAY]")
-    group.add_argument("--ray-address", default=env("RAY_ADDRESS"), help="join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting one here [SEAEMBED_RAY_ADDRESS]")
+    group.add_argument("--ray", type=_bool, nargs="?", const=True, default=_bool(env("SEAEMBED_RAY", "false")), help="serve through Ray Serve replicas behind its HTTP proxy on --host/--port, on a local cluster or --ray-address's (needs seaembed[ray]) [SEAEMBED_RAY]")
+    group.add_argument("--ray-address", default=env("SEAEMBED_RAY_ADDRESS"), help="join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting one here [SEAEMBED_RAY_ADDRESS]")
     sizes = group.add_mutually_exclusive_group()
-    sizes.add_argument("--replicas", type=_positive, default=env("REPLICAS"), help="fixed replica count (default: one per GPU for cuda/tensorrt, else one per node) [SEAEMBED_REPLICAS]")
-    sizes.add_argument("--autoscale", default=env("AUTOSCALE"), metavar="MIN:MAX", help="autoscale between MIN and MAX replicas on ongoing requests per replica (target 16; knobs: $SEAEMBED_RAY_AUTOSCALING) [SEAEMBED_AUTOSCALE]")
+    sizes.add_argument("--replicas", type=_positive, default=env("SEAEMBED_REPLICAS"), help="fixed replica count (default: one per GPU for cuda/tensorrt, else one per node) [SEAEMBED_REPLICAS]")
+    sizes.add_argument("--autoscale", default=env("SEAEMBED_AUTOSCALE"), metavar="MIN:MAX", help="autoscale between MIN and MAX replicas on ongoing requests per replica (target 16; knobs: $SEAEMBED_RAY_AUTOSCALING) [SEAEMBED_AUTOSCALE]")
 
 
 def run(args, settings) -> int:
@@ -43,7 +54,7 @@ def run(args, settings) -> int:
             raise usage_error(str(err)) from None
     configure_logging(args.log_level)
     engine = {"backend": args.backend, "threads": args.threads, "precision": args.precision, "artifact": args.artifact}
-    replicas = int(args.replicas) if args.replicas is not None else None
+    replicas = args.replicas  # argparse ran SEAEMBED_REPLICAS through _positive too (a string default is converted)
     try:
         return serve_ray(args.bundle, settings, engine, address=args.ray_address, replicas=replicas, autoscale=args.autoscale, log_level=args.log_level)
     except SizingError as err:
