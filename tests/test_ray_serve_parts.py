@@ -128,6 +128,17 @@ def test_serve_ray_flags_parse_both_ways_and_exclude_each_other(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_serve_ray_flags_read_their_variables(monkeypatch):
+    from seaembed.runtime.cli.commands import build_parser
+
+    monkeypatch.setenv("SEAEMBED_RAY", "true")
+    monkeypatch.setenv("SEAEMBED_RAY_ADDRESS", "auto")
+    monkeypatch.setenv("SEAEMBED_AUTOSCALE", "1:3")
+    args = build_parser().parse_args(["serve", "b"])
+    assert (args.ray, args.ray_address, args.autoscale, args.replicas) == (True, "auto", "1:3", None)
+    assert build_parser().parse_args(["serve", "b", "--ray", "false"]).ray is False  # a flag given wins
+
+
 @pytest.mark.parametrize("value,message", [("4", "MIN:MAX"), ("a:b", "MIN:MAX"), ("3:1", "MIN <= MAX"), ("0:0", "MAX >= 1")])
 def test_autoscale_values_are_checked(value, message):
     from seaembed.runtime.server.ray_serve.launch import parse_autoscale
