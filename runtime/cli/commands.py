@@ -215,6 +215,10 @@ def cmd_serve(args) -> int:
     except ValueError as err:
         print(f"seaembed serve: {err}", file=sys.stderr)
         return 2
+    if args.ray:
+        from . import serve_ray
+
+        return serve_ray.run(args, settings)
     serve(args.bundle, settings, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact, log_level=args.log_level)
     return 0
 
@@ -236,6 +240,9 @@ def _register_serve(sub) -> None:
     p.add_argument("--workers", type=int, default=int(_env("WORKERS", 1)), help="server processes sharing the port, each with its own engine and available CPUs / N threads (README: choosing N) [SEAEMBED_WORKERS]")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="[SEAEMBED_LOG_LEVEL]")
     _add_runtime_flags(p)
+    from . import serve_ray
+
+    serve_ray.add_flags(p)
     p.set_defaults(func=cmd_serve)
 
 

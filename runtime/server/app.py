@@ -255,4 +255,6 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         "/ready": Route({"GET": ready}),
         "/metrics": Route({"GET": prometheus}),
     }
-    return HttpApp(routes, settings.max_body_bytes, startup, shutdown, observe)
+    app = HttpApp(routes, settings.max_body_bytes, startup, shutdown, observe)
+    app.metrics = metrics  # the registry, for ray_serve to gather every replica's at /metrics
+    return app
