@@ -24,7 +24,16 @@ from ..integrity import verify_files
 from ..manifest import Artifact, Manifest
 from ..packing import pack, plan_packed_batches
 from .base import BackendUnavailable
-from .cuda_choice import PACKED_MIN_BATCH, PADDED_FP16, CudaChoice, choose, cuda_graphs_enabled, graph_candidates, packed_waste_threshold, takes_packed
+from .cuda_choice import (
+    PACKED_MIN_BATCH,
+    PADDED_FP16,
+    CudaChoice,
+    choose,
+    cuda_graphs_enabled,
+    graph_candidates,
+    packed_waste_threshold,
+    takes_packed,
+)
 from .onnx_cpu import OnnxCpuBackend
 
 log = logging.getLogger("seaembed")
