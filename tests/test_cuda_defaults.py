@@ -8,6 +8,7 @@ and is checked here against real manifests, the real packed-batch planner and th
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -160,3 +161,47 @@ def test_cli_refuses_none_mixed_with_a_variant(tiny_checkpoint, tmp_path):
     assert done.returncode == 2, done.stderr
     assert "cannot be combined with mha" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_gpu_bench_smoke_run_feeds_the_done_when_verdict(tiny_bundle, tiny_checkpoint, tmp_path):
+    """bench_gpu.py as device_gpu_defaults.sh runs it (on the CPU: --device cpu), then gpu_done_when.py on its report."""
+    bench = [sys.executable, "benchmarks/bench_gpu.py", "--bundle", str(tiny_bundle), "--checkpoint", str(tiny_checkpoint), "--backend", "cpu",
+             "--device", "cpu", "--small-grid", "--artifacts", "none", "--mixed-count", "16", "--out", str(tmp_path), "--tag", "smoke"]
+    done = subprocess.run(bench, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "smoke.json").read_text())
+    assert [(r["batch"], r["seq"]) for r in report["grid"]] == [(1, 16), (1, 128), (8, 16), (8, 128)]
+    assert all(r["seaembed default"]["finite"] is True and r["seaembed default"]["ratio"] > 0 for r in report["grid"])
+    assert report["mixed"]["seaembed default"]["ratio"] > 0
+    verdict = subprocess.run([sys.executable, "benchmarks/gpu_done_when.py", str(tmp_path / "smoke.json"), str(tmp_path / "missing.json"), "--md", str(tmp_path / "v.md")],
+                             capture_output=True, text=True, timeout=60)
+    assert verdict.returncode == 1  # the missing report fails, whatever the CPU measured
+    rows = [line for line in (tmp_path / "v.md").read_text().splitlines() if line.startswith("| smoke")]
+    assert len(rows) == 4 * 2 + 1 + 2 * 2  # per shape ratio and finite, mixed, per prompt min cosine and finite
+    assert "| missing: report | unreadable (FileNotFoundError)" in (tmp_path / "v.md").read_text()
+    parity = [r for r in rows if "min cosine" in r]
+    assert all("| pass |" in r for r in parity), parity  # the CPU FP32 default matches sentence-transformers
+
+
+def test_done_when_floors_follow_issue_22(monkeypatch):
+    monkeypatch.syspath_prepend("benchmarks")
+    from gpu_done_when import checks
+
+    def cell(ratio):
+        return {"seaembed default": {"ratio": ratio, "finite": True}}
+
+    report = {
+        "tag": "r",
+        "grid": [{"batch": 8, "seq": 128, **cell(3.9)}, {"batch": 8, "seq": 512, **cell(1.1)}, {"batch": 64, "seq": 16, **cell(1.09)}, {"batch": 1, "seq": 16, **cell(4.0)}],
+        "mixed": {"seaembed default": {"ratio": 1.49}},
+        "steps": {"parity_query seaembed default": {"min_cosine": 0.99989, "finite": True}, "parity_none seaembed onnx-fp16-ort": {"min_cosine": 0.5, "finite": False}},
+    }
+    verdict = {c["check"]: c["passed"] for c in checks(report)}
+    assert verdict == {
+        "r: 8 × 128 × PyTorch": False, "r: 8 × 128 finite": True,  # batch ≤ 8 × ≤ 128 needs 4×
+        "r: 8 × 512 × PyTorch": True, "r: 8 × 512 finite": True,
+        "r: 64 × 16 × PyTorch": False, "r: 64 × 16 finite": True,
+        "r: 1 × 16 × PyTorch": True, "r: 1 × 16 finite": True,
+        "r: mixed corpus × PyTorch": False,
+        "r: parity_query min cosine": False, "r: parity_query finite": True,  # only the default path is judged
+    }
