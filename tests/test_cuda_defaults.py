@@ -19,6 +19,7 @@ from seaembed.export.builders import ExportSettings
 from seaembed.export.builders.base import resolve_cuda_attention
 from seaembed.export.keep import check_keep, planned_artifacts
 from seaembed.runtime.backends.cuda_choice import (
+    ALWAYS_PACKED,
     PACKED_MIN_BATCH,
     PACKED_WASTE_THRESHOLD,
     CudaChoice,
@@ -61,7 +62,10 @@ def test_which_graph_takes_a_batch():
     assert not takes_packed([100, 8, 8, 8], graph_covers=bucket_for(4, 100) is not None)  # a replayed CUDA graph wins
     assert takes_packed([200, 8, 8, 8], graph_covers=bucket_for(4, 200) is not None)  # above the largest bucket
     assert not takes_packed([10, 10, 10, 10, 4], packed_waste=0.5)  # a higher threshold keeps it padded
-    assert takes_packed([10, 10, 10, 10, 9], packed_waste=0.0)  # a named packed graph takes any padding
+    assert takes_packed([10, 10, 10, 10, 9], packed_waste=0.0)  # SEAEMBED_CUDA_PACKED_WASTE=0: any padding
+    assert not takes_packed([10, 10, 10, 10], packed_waste=0.0)
+    assert takes_packed([10, 10, 10, 10], packed_waste=ALWAYS_PACKED)  # a packed graph named by artifact=
+    assert not takes_packed([10, 10, 10], packed_waste=ALWAYS_PACKED)
 
 
 def test_mixed_corpus_goes_packed_and_uniform_batches_stay_padded():
@@ -103,9 +107,9 @@ def test_an_explicit_artifact_wins():
     assert choose(NEW_BUNDLE, "onnx-fp16-ort", explicit=True) == CudaChoice("onnx-fp16-ort")
     assert choose(NEW_BUNDLE, "onnx-fp16-mha", explicit=True) == CudaChoice("onnx-fp16-mha")
     named_packed = choose(NEW_BUNDLE, "onnx-fp16-packed", explicit=True)
-    assert named_packed == CudaChoice("onnx-fp16-mha", "onnx-fp16-packed", 0.0)
+    assert named_packed == CudaChoice("onnx-fp16-mha", "onnx-fp16-packed", ALWAYS_PACKED)
     assert named_packed.describe() == {
-        "padded_artifact": "onnx-fp16-mha", "packed_artifact": "onnx-fp16-packed", "packed_above_waste": 0.0, "packed_min_batch": PACKED_MIN_BATCH,
+        "padded_artifact": "onnx-fp16-mha", "packed_artifact": "onnx-fp16-packed", "packed_above_waste": ALWAYS_PACKED, "packed_min_batch": PACKED_MIN_BATCH,
     }
     assert choose(("onnx-fp16-packed",), "onnx-fp16-packed", explicit=True).padded is None
 

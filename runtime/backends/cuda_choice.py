@@ -28,6 +28,7 @@ PACKED_WASTE_ENV = "SEAEMBED_CUDA_PACKED_WASTE"
 # ran 9.2-9.5x PyTorch at 1 x 128 and 8 x 16, the packed graph 3.4-3.7x.
 PACKED_MIN_BATCH = 4
 CUDA_GRAPHS_ENV = "SEAEMBED_CUDA_GRAPHS"  # "0" turns the default CUDA graphs off
+ALWAYS_PACKED = -1.0  # packed_waste of a packed graph asked for by name: padded or not, every batch it can take
 
 PACKED = "onnx-fp16-packed"
 # The padded FP16 graph, best first: MultiHeadAttention (cuDNN flash / flash SDPA), then what older
@@ -39,8 +40,8 @@ PADDED_FP16 = ("onnx-fp16-mha", "onnx-fp16-ort", "onnx-fp16")
 class CudaChoice:
     """The graphs a CUDA backend opens: `padded` for padded batches, `packed` (or None) for padding-free ones.
 
-    packed_waste: the padding share above which a batch goes to the packed graph; 0.0 when the packed
-    graph was asked for by name (it then takes every batch of PACKED_MIN_BATCH inputs or more).
+    packed_waste: the padding share above which a batch goes to the packed graph; ALWAYS_PACKED when the
+    packed graph was asked for by name (it then takes every batch of PACKED_MIN_BATCH inputs or more).
     """
 
     padded: str | None
@@ -103,7 +104,7 @@ def choose(available: Sequence[str], selected: str, explicit: bool, packed_waste
     """
     have = set(available)
     if selected == PACKED:
-        return CudaChoice(padded=next((n for n in PADDED_FP16 if n in have), None), packed=PACKED, packed_waste=0.0 if explicit else packed_waste)
+        return CudaChoice(padded=next((n for n in PADDED_FP16 if n in have), None), packed=PACKED, packed_waste=ALWAYS_PACKED if explicit else packed_waste)
     if explicit or selected not in PADDED_FP16:
         return CudaChoice(padded=selected)
     return CudaChoice(padded=selected, packed=PACKED if PACKED in have else None, packed_waste=packed_waste)

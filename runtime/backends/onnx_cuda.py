@@ -38,6 +38,7 @@ from .onnx_cpu import OnnxCpuBackend
 
 log = logging.getLogger("seaembed")
 
+
 class OnnxCudaBackend(OnnxCpuBackend):
     name = "cuda"
     provider = "CUDAExecutionProvider"
@@ -123,7 +124,10 @@ class OnnxCudaBackend(OnnxCpuBackend):
         other = companion(choice.packed if choice.padded == selected.name else choice.padded)
         graphs = None
         if want_graphs:
-            for name in graph_candidates(choice, runnable):
+            candidates = graph_candidates(choice, runnable)
+            for name in candidates[:1] if artifact is not None else candidates:  # a named graph is captured as itself or not at all
+                if name not in (selected.name, other.artifact.name if other else None):  # a fallback graph: not verified yet
+                    verify_files(bundle_dir, by_name[name].sha256)
                 graphs = cls._graph_runner(bundle_dir, by_name[name], manifest.embedding_dim, threads)
                 if graphs is not None:
                     break
@@ -165,7 +169,7 @@ class OnnxCudaBackend(OnnxCpuBackend):
             covers = self._padded._graphs is not None and self._padded._graphs.covers(len(lengths), max(lengths, default=0))
             if not takes_packed(lengths, self.choice.packed_waste, graph_covers=covers):
                 return self._padded._embed_padded(*pad_batch(sequences, self._pad_id), normalized=normalized)
-        return self._packed._run(pack(sequences), self._output_name(normalized))
+        return self._packed._run(pack(sequences), self._packed._output_name(normalized))
 
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, normalized: bool = True) -> np.ndarray:
         if self._is_packed:  # padded input to the packed graph: pack its real tokens
