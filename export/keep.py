@@ -14,11 +14,15 @@ from seaembed.runtime.manifest import Manifest, load_manifest
 
 from . import builders
 from .builders import ExportSettings
+from .builders.base import resolve_cuda_attention
 
 
-def planned_artifacts(precisions: Sequence[str], target: str, ort_fused: bool, cuda: bool, cuda_attention: Sequence[str] = (), openvino: bool = False) -> list[str]:
-    """Names of the artifacts export_bundle builds for these settings, in build order (the builders' own lists)."""
-    return builders.planned_artifacts(ExportSettings(tuple(precisions), target, ort_fused, cuda, tuple(cuda_attention), openvino))
+def planned_artifacts(precisions: Sequence[str], target: str, ort_fused: bool, cuda: bool, cuda_attention: Sequence[str] | None = None, openvino: bool = False) -> list[str]:
+    """Names of the artifacts export_bundle builds for these settings, in build order (the builders' own lists).
+
+    cuda_attention None: the default (mha and packed for fp16 where cuda), as `seaembed export` resolves it."""
+    variants = resolve_cuda_attention(cuda_attention, precisions, cuda)
+    return builders.planned_artifacts(ExportSettings(tuple(precisions), target, ort_fused, cuda, variants, openvino))
 
 
 def check_keep(keep: str | Sequence[str] | None, planned: Sequence[str]) -> list[str] | None:
@@ -30,13 +34,14 @@ def check_keep(keep: str | Sequence[str] | None, planned: Sequence[str]) -> list
         raise ValueError(f"--keep names no artifact; this export builds: {', '.join(planned)}")
     unknown = [n for n in names if n not in planned]
     if unknown:
-        hints = {"onnx-fp16-ort": "it is built only where onnxruntime has CUDA", "tensorrt-": "add --target tensorrt"}
+        cuda_only = "it is built only where onnxruntime has CUDA"
+        hints = {"onnx-fp16-ort": cuda_only, "onnx-fp16-mha": cuda_only, "onnx-fp16-packed": cuda_only, "tensorrt-": "add --target tensorrt"}
         hint = next((h for prefix, h in hints.items() if any(n.startswith(prefix) for n in unknown)), "add the --precision that builds it")
         raise ValueError(f"--keep {', '.join(unknown)}: this export does not build it ({hint}); it builds: {', '.join(planned)}")
     return names
 
 
-def check_export_keep(keep: Sequence[str] | None, precisions: Sequence[str], target: str, cuda_attention: Sequence[str] = ()) -> None:
+def check_export_keep(keep: Sequence[str] | None, precisions: Sequence[str], target: str, cuda_attention: Sequence[str] | None = None) -> None:
     """The CLI's check before an export starts: ValueError for a --keep name this export would not build
     (the command line reports it as a usage error, exit 2)."""
     if keep is None:

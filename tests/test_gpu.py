@@ -66,6 +66,27 @@ def test_cuda_graphs_replay_short_batches(gpu_case, corpus, monkeypatch):
 
 
 @pytest.mark.gpu
+def test_default_fp16_path_is_mha_packed_and_cuda_graphs(gpu_case, corpus, monkeypatch):
+    """Issue 22's defaults: mha for padded batches, packed above the padding threshold, CUDA graphs on; all exact."""
+    bundle, st = gpu_case
+    monkeypatch.delenv("SEAEMBED_CUDA_GRAPHS", raising=False)
+    monkeypatch.delenv("SEAEMBED_CUDA_PACKED_WASTE", raising=False)
+    for precision in (None, "fp16"):
+        embedder = Embedder.load(bundle, backend="cuda", precision=precision)
+        info = embedder.backend.describe()
+        assert info["artifact"] == "onnx-fp16-mha" and info["packed_artifact"] == "onnx-fp16-packed" and embedder.backend.ragged
+    assert info["cuda_graphs"] in ("onnx-fp16-mha", "onnx-fp16-ort"), "no FP16 graph ORT could capture; see the warning"
+    expected = st.encode(corpus, prompt_name="query")
+    for batch_size in (1, 4, 64):  # CUDA graphs; packed or mha by padding; both at 64
+        got = embedder.encode(corpus, prompt_name="query", batch_size=batch_size)
+        assert np.all(np.isfinite(got)) and np.min(np.sum(got * expected, axis=1)) >= 0.9999
+    monkeypatch.setenv("SEAEMBED_CUDA_GRAPHS", "0")
+    assert Embedder.load(bundle, backend="cuda").backend.describe()["cuda_graphs"] is None
+    named = Embedder.load(bundle, backend="cuda", artifact="onnx-fp16-ort").backend
+    assert named.artifact.name == "onnx-fp16-ort" and not named.ragged
+
+
+@pytest.mark.gpu
 def test_auto_backend_says_what_it_picked(gpu_case):
     embedder = Embedder.load(gpu_case[0], backend="auto")
     assert embedder.backend.name in ("tensorrt", "cuda")

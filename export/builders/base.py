@@ -31,13 +31,34 @@ class ExportSettings:
     target: str = "onnx"  # or "tensorrt": engines too
     ort_fused: bool = True  # the ORT-fused FP32 graph (always built when int8 is asked: its source)
     cuda: bool = False  # onnxruntime has CUDA here: the CUDA-only fused fp16 graph is built and gated
-    cuda_attention: tuple[str, ...] = ()  # opt-in CUDA attention variants (mha, packed)
+    cuda_attention: tuple[str, ...] = ()  # CUDA attention variants to build (mha, packed): resolve_cuda_attention()
     openvino: bool = False  # OpenVINO and NNCF are installed: the INT8 IR is built beside the ORT graphs
 
     @classmethod
-    def probe(cls, precisions: Sequence[str], target: str = "onnx", ort_fused: bool = True, cuda_attention: Sequence[str] = ()) -> ExportSettings:
-        """These settings on this machine: CUDA and OpenVINO availability read here."""
-        return cls(tuple(precisions), target, ort_fused, has_cuda_provider(), tuple(cuda_attention), openvino_export.unavailable_reason() is None)
+    def probe(cls, precisions: Sequence[str], target: str = "onnx", ort_fused: bool = True, cuda_attention: Sequence[str] | None = None) -> ExportSettings:
+        """These settings on this machine: CUDA and OpenVINO availability read here (cuda_attention None: the default)."""
+        cuda = has_cuda_provider()
+        variants = resolve_cuda_attention(cuda_attention, precisions, cuda)
+        return cls(tuple(precisions), target, ort_fused, cuda, variants, openvino_export.unavailable_reason() is None)
+
+
+# The CUDA attention graphs `--precision fp16` builds where onnxruntime has CUDA: the cuda backend's
+# defaults (runtime/backends/cuda_choice.py has the H200 measurements that chose them).
+DEFAULT_CUDA_ATTENTION = ("mha", "packed")
+
+
+def resolve_cuda_attention(requested: Sequence[str] | None, precisions: Sequence[str], cuda: bool) -> tuple[str, ...]:
+    """`--cuda-attention` → the variants to build. None (not given): DEFAULT_CUDA_ATTENTION for an fp16
+    export where onnxruntime has CUDA (they are gated on the GPU they run on), none elsewhere;
+    "none": none; names: exactly those (the builder refuses them where CUDA is missing)."""
+    if requested is None:
+        return DEFAULT_CUDA_ATTENTION if cuda and "fp16" in precisions else ()
+    names = tuple(requested)
+    if "none" in names:
+        if len(names) > 1:
+            raise ValueError(f"--cuda-attention none builds no CUDA attention graph; it cannot be combined with {', '.join(n for n in names if n != 'none')}")
+        return ()
+    return names
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The opt-in CUDA attention graphs (`seaembed export --cuda-attention mha,packed`): onnx-fp16-mha, onnx-fp16-packed.
+"""The CUDA attention graphs onnx-fp16-mha and onnx-fp16-packed: built by default for `--precision fp16`
+where onnxruntime has CUDA (base.resolve_cuda_attention), `--cuda-attention none` opts out.
 
 They use ORT-CUDA contrib ops (PackedMultiHeadAttention has no CPU kernel), so they are
 gated where they run: on the CUDA execution provider, against PyTorch on the same probes

@@ -1,4 +1,4 @@
-"""CUDA graphs for short queries on ONNX Runtime's CUDA EP (opt in: SEAEMBED_CUDA_GRAPHS=1).
+"""CUDA graphs for short queries on ONNX Runtime's CUDA EP (on by default; SEAEMBED_CUDA_GRAPHS=0 turns them off).
 
 A captured CUDA graph replays a whole forward pass with one launch, which is what a short
 query's latency is made of. ORT captures one graph per `gpu_graph_id`, and a graph replays
@@ -36,9 +36,10 @@ def pad_to_bucket(input_ids: np.ndarray, attention_mask: np.ndarray, bucket: tup
 class CudaGraphRunner:
     """One ORT session with enable_cuda_graph; per bucket: bound device buffers and a graph id."""
 
-    def __init__(self, graph_path: str, hidden: int, session_options, device_id: int = 0):
+    def __init__(self, graph_path: str, hidden: int, session_options, device_id: int = 0, artifact: str | None = None):
         import onnxruntime as ort
 
+        self.artifact = artifact or graph_path  # what the backend reports as captured
         self._ort = ort
         provider = ("CUDAExecutionProvider", {"device_id": device_id, "enable_cuda_graph": "1"})
         # raises if any node would run on the CPU: ORT cannot capture such a graph

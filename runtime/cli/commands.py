@@ -74,11 +74,14 @@ def cmd_export(args) -> int:
             raise usage_error(f"--precision {precision!r} is not available; choose from {', '.join(PRECISIONS)}")
     check_model_source(args.model)
     from seaembed.export import export_bundle, summarize
+    from seaembed.export.builders.base import resolve_cuda_attention
     from seaembed.export.keep import check_export_keep
 
     keep = tuple(n for part in args.keep for n in part.split(",") if n) or None
+    cuda_attention = tuple(v for part in args.cuda_attention for v in part.split(",") if v) or None  # None: the default
     try:
-        check_export_keep(keep, precisions or ("fp32",), args.target, tuple(v for part in args.cuda_attention for v in part.split(",") if v))
+        resolve_cuda_attention(cuda_attention, precisions, cuda=False)  # `none` mixed with names: a usage error
+        check_export_keep(keep, precisions or ("fp32",), args.target, cuda_attention)
     except ValueError as err:  # a --keep this export would not build: before hours of export
         raise usage_error(str(err)) from err
 
@@ -98,7 +101,7 @@ def cmd_export(args) -> int:
         engine_optimization_level=args.trt_opt_level,
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
         engine_compatibility={"hardware_compatibility": args.trt_hardware_compatibility, "version_compatible": args.trt_version_compatible},
-        cuda_attention=tuple(v for part in args.cuda_attention for v in part.split(",") if v),
+        cuda_attention=cuda_attention,
         keep=keep,
     )
     print(summarize(manifest))
@@ -140,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-cache", default=None, help="TensorRT timing cache file, read and updated: repeated builds take minutes less")
     p.add_argument("--trt-hardware-compatibility", choices=["none", "same-compute-capability"], default="none", help="same-compute-capability: engines also run on other GPUs of this compute capability (H100 ↔ H200), possibly slower")
     p.add_argument("--trt-version-compatible", action="store_true", help="engines also run on later TensorRT of the same major and on the lean runtime (tensorrt_lean)")
-    p.add_argument("--cuda-attention", action="append", default=[], help="extra FP16 graphs for the cuda backend (need onnxruntime-gpu to gate): mha (MultiHeadAttention, key-length mask), packed (padding-free); repeat or comma-separate")
+    p.add_argument("--cuda-attention", action="append", default=[], help="FP16 attention graphs for the cuda backend, gated on the GPU: mha (MultiHeadAttention, key-length mask), packed (padding-free); default: both with --precision fp16 where onnxruntime has CUDA, none elsewhere; none: neither; repeat or comma-separate")
     p.add_argument("--keep", action="append", default=[], help="ship only these artifacts (e.g. onnx-int8-dynamic): the rest are built, gated, then removed; repeat or comma-separate")
     p.set_defaults(func=cmd_export)
 
