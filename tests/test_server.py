@@ -178,8 +178,7 @@ def test_graceful_shutdown_finishes_queued_work(tiny_bundle, tiny_embedder):
     assert [r.status_code for r in responses] == [200] * 10
     for i, r in enumerate(responses):
         assert np.allclose(r.json()[0], tiny_embedder.encode(f"text {i}"), atol=1e-6)
-    # uvicorn re-raises the SIGTERM it handled once shutdown is complete
-    assert proc.process.wait(30) in (0, -signal.SIGTERM)
+    assert proc.process.wait(30) == 0  # a drained stop is a success (runner.py)
     assert '"event": "stopped"' in proc.logs()
 
 
