@@ -60,8 +60,8 @@ class VerifiedFiles:
             pass  # a read-only cache only costs a re-hash next time
 
 
-def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFiles | None = None) -> None:
-    """Raise BundleError unless every file exists with the expected sha256."""
+def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFiles | None = None, fresh: bool = False) -> None:
+    """Raise BundleError unless every file exists with the expected sha256 (fresh: hash even files remembered as verified)."""
     record = record or VerifiedFiles()
     for name, sha in expected.items():
         if Path(name).name != name:
@@ -69,7 +69,7 @@ def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFil
         path = bundle_dir / name
         if not path.exists():
             raise BundleError(f"bundle file {path} listed in the manifest is missing")
-        if record.is_verified(path, sha):
+        if not fresh and record.is_verified(path, sha):
             continue
         actual = sha256_file(path)
         if actual != sha:
@@ -78,3 +78,4 @@ def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFil
                 "the file was changed or belongs to another export; re-export the bundle"
             )
         record.remember(path, sha)
+

@@ -50,7 +50,8 @@ class ServerProcess:
         raise RuntimeError(f"server not ready within {startup_s} s:\n{open(self.log_path).read()}")
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return open(self.log_path).read()
 
     def stop(self, timeout: float = 30) -> int:

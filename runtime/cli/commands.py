@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from ..backends import REGISTRY
@@ -45,6 +46,10 @@ def cmd_embed(args) -> int:
 
 def cmd_info(args) -> int:
     manifest = check_run_flags(args.bundle, None, None)
+    if args.verify:
+        from ..bundle_check import verify_bundle
+
+        print(f"verified    {verify_bundle(args.bundle, manifest)} files match their sha256; tokenizer.json parses", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False))
         return 0
@@ -157,9 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_flags(p)
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("info", help="describe a bundle from its manifest")
+    p = sub.add_parser("info", help="describe a bundle from its manifest (checked against its schema; --verify also hashes every file)")
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the whole manifest")
+    p.add_argument("--verify", action="store_true", help="also check every listed file's sha256 and parse tokenizer.json (exit 4 on a mismatch)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("verify", help="compare a bundle with sentence-transformers (needs seaembed[export])")

@@ -40,6 +40,7 @@ log = logging.getLogger("seaembed.server")
 # OpenAI's input_type values (and common synonyms) → the model's prompt names
 _INPUT_TYPES = {"query": ("query",), "passage": ("passage", "document"), "document": ("document", "passage")}
 _QUIET_PATHS = ("/metrics", "/health", "/ready", "/ping")
+_PROBE = frozenset({"GET"})  # what load balancers and Prometheus call without an API key
 # /info tells clients what the model is, not where or with what it was exported (that stays in manifest.json)
 _INFO_BACKEND_FIELDS = ("backend", "engine", "provider", "device", "artifact", "precision", "threads")
 _INFO_ARCHITECTURE_FIELDS = ("family", "layers", "hidden", "heads", "ffn", "vocab_size", "max_position_embeddings")
@@ -266,7 +267,7 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
     openai = Route({"POST": openai_embeddings}, openai_errors=True)
     # TEI: POST / embeds for embedding models, GET / is health. The API key guards the POST; GET / answers
     # health without one, as /health does (a load balancer probes `/`).
-    tei_root = Route({"POST": tei_embed, "GET": health})
+    tei_root = Route({"POST": tei_embed, "GET": health}, open_methods=_PROBE)
     routes = {
         "/v1/embeddings": openai,
         "/embeddings": openai,  # TEI serves the OpenAI route here too
@@ -275,10 +276,10 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         "/invocations": Route({"POST": tei_embed}),  # SageMaker's route, as TEI maps it
         "/tokenize": Route({"POST": tei_tokenize}),
         "/info": Route({"GET": info}),
-        "/health": Route({"GET": health}, public=True),
-        "/ping": Route({"GET": health}, public=True),
-        "/ready": Route({"GET": ready}, public=True),
-        "/metrics": Route({"GET": prometheus}, public=not settings.metrics_auth),
+        "/health": Route({"GET": health}, open_methods=_PROBE),
+        "/ping": Route({"GET": health}, open_methods=_PROBE),
+        "/ready": Route({"GET": ready}, open_methods=_PROBE),
+        "/metrics": Route({"GET": prometheus}, open_methods=frozenset() if settings.metrics_auth else _PROBE),
     }
     api_keys = ApiKeys(settings.api_keys) if settings.api_keys else None
     http = HttpApp(routes, settings.max_body_bytes, startup, shutdown, observe, api_keys=api_keys, body_timeout_s=settings.body_timeout_s)

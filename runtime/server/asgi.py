@@ -46,7 +46,7 @@ CLIENT_GONE = 499
 class Route:
     handlers: dict[str, Handler]  # by method
     openai_errors: bool = False  # errors in OpenAI's shape (else TEI's)
-    public: bool = False  # answered without an API key (health, readiness)
+    open_methods: frozenset[str] = frozenset()  # methods answered without an API key (health, readiness probes)
 
 
 class HttpApp:
@@ -111,7 +111,7 @@ class HttpApp:
             handler = route.handlers.get(method)
             if handler is None:
                 raise ApiError(405, f"{_shown(method)} is not allowed on {path} (allowed: {', '.join(sorted(route.handlers))})")
-            if self.api_keys is not None and not route.public and not self.api_keys.allows(scope["headers"]):
+            if self.api_keys is not None and method not in route.open_methods and not self.api_keys.allows(scope["headers"]):
                 raise ApiError(401, "missing or wrong API key: send `Authorization: Bearer KEY`", headers=[(b"www-authenticate", b"Bearer")])
             body = await self._read_body(scope, receive)
             if body is None:  # the client went away
