@@ -22,12 +22,12 @@ def test_write_errnos_are_output_errors(number):
 
 @pytest.fixture
 def small_mounts(tmp_path):
-    """A 64 KiB tmpfs and a read-only one (needs root and mount rights; skipped elsewhere)."""
+    """A 16 KiB tmpfs and a read-only one (needs root and mount rights; skipped elsewhere)."""
     full, read_only = tmp_path / "full", tmp_path / "ro"
     full.mkdir()
     read_only.mkdir()
     mounted = []
-    for target, options in ((full, "size=64k"), (read_only, "size=64k,ro")):
+    for target, options in ((full, "size=16k"), (read_only, "size=16k,ro")):
         result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
         if result.returncode != 0:
             for path in mounted:
@@ -42,7 +42,7 @@ def small_mounts(tmp_path):
 def test_full_disk_and_read_only_exit_6(tiny_bundle, tmp_path, small_mounts):
     full, read_only = small_mounts
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"text": f"text number {i} " * 5}) + "\n" for i in range(3000)))
+    source.write_text("".join(json.dumps({"text": f"text number {i} " * 5}) + "\n" for i in range(600)))
     runs = [
         ("embed", str(tiny_bundle), "--input", str(source), "--output", str(full / "out.npy")),
         ("embed", str(tiny_bundle), "x", "--output", str(read_only / "out.npy")),

@@ -160,6 +160,7 @@ def test_full_queue_answers_429_and_loses_nothing_else(tiny_bundle, tiny_embedde
                 assert np.allclose(r.json(), expected, atol=1e-6)
             else:
                 assert r.json()["error_type"] == "Overloaded" and "retry later" in r.json()["error"]
+                assert r.headers["retry-after"] == "1"
     finally:
         proc.stop()
 
