@@ -130,7 +130,7 @@ class HttpApp:
         except Exception as err:
             log.exception("unhandled error")
             response = Response(error_body(openai_errors, 500, f"internal error: {type(err).__name__}: {err}"), 500)
-        if self.draining:
+        if self.draining and (b"connection", b"close") not in headers:
             headers = [*headers, (b"connection", b"close")]
         headers = [(b"content-type", response.content_type), (b"content-length", str(len(response.body)).encode()), *response.headers, *headers]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
