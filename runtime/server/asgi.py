@@ -8,7 +8,6 @@ dict lookup, one body read under the size limit, one handler call and one send.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -140,23 +139,36 @@ class HttpApp:
     @staticmethod
     async def _watched(handler: Handler, request: Request, receive) -> Response | None:
         """Run the handler while listening for the client leaving; if it leaves first the handler is
-        cancelled, so its inputs are dropped before they are batched (or, if already in a batch,
-        their vectors are discarded) and None is returned."""
-        work = asyncio.ensure_future(handler(request))
-        gone = asyncio.ensure_future(receive())
+        cancelled, so its inputs are dropped before they are batched (or, if already in a running
+        engine call, their vectors are discarded) and None is returned.
+
+        The handler runs in this task (one extra task per request, the listener, not two): the
+        listener's callback cancels this task, and only that cancellation is swallowed here.
+        """
+        task = asyncio.current_task()
+        state = {"left": False, "finished": False}
+
+        def on_message(listener: asyncio.Future) -> None:
+            if state["finished"] or listener.cancelled() or listener.exception() is not None:
+                return
+            if listener.result().get("type") == "http.disconnect":
+                state["left"] = True
+                task.cancel()
+
+        listener = asyncio.ensure_future(receive())
+        listener.add_done_callback(on_message)
         try:
-            await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+            return await handler(request)
         except asyncio.CancelledError:
-            work.cancel()
-            gone.cancel()
-            raise
-        if not work.done() and gone.result().get("type") == "http.disconnect":
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
+            if not state["left"]:
+                raise  # the server is stopping this task: not ours to swallow
+            uncancel = getattr(task, "uncancel", None)  # Python >= 3.11 counts cancellations
+            if uncancel is not None:
+                uncancel()
             return None
-        gone.cancel()
-        return await work
+        finally:
+            state["finished"] = True
+            listener.cancel()
 
     async def _read_body(self, scope, receive) -> bytes | None:
         limit = self.max_body_bytes
