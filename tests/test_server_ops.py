@@ -286,3 +286,20 @@ def test_sigterm_drains_under_load(tiny_bundle, workers):
     assert any(c == 200 for signalled, c in result["ready"] if not signalled)
     logs = proc.logs()
     assert '"event": "draining"' in logs and "Traceback" not in logs
+
+
+def test_a_busy_port_is_a_usage_error_before_the_model_loads(tiny_bundle):
+    import subprocess
+    import sys
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        for extra in ([], ["--workers", "2"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "seaembed.runtime.cli", "serve", str(tiny_bundle), "--port", str(port), *extra],
+                capture_output=True, text=True, timeout=60,
+            )
+            assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+            assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "warm" not in result.stderr

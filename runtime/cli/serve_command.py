@@ -158,8 +158,13 @@ def cmd_serve(args) -> int:
     settings = server_settings(args)
     check_run_flags(args.bundle, args.precision, args.artifact)
     from ..server import serve
+    from ..server.workers import bind_socket
 
-    serve(args.bundle, settings, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact, log_level=args.log_level)
+    try:  # the port is taken here, before any model loads: a busy port is one line, not a warm-up and a traceback
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as err:
+        raise usage_error(f"cannot listen on {settings.host}:{settings.port}: {err.strerror or err}; choose another --port or stop what holds it") from None
+    serve(args.bundle, settings, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact, log_level=args.log_level, sock=sock)
     return 0
 
 

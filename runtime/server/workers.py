@@ -54,14 +54,14 @@ def _worker_main(sock: socket.socket, index: int, bundle_dir, settings: ServerSe
     draining_server(create_app(embedder, settings), settings, log_level).run(sockets=[sock])
 
 
-def run_workers(bundle_dir, settings: ServerSettings, engine: dict, log_level: str) -> int:
+def run_workers(bundle_dir, settings: ServerSettings, engine: dict, log_level: str, sock: socket.socket | None = None) -> int:
     """Supervise settings.workers processes until SIGTERM/SIGINT; returns the exit code."""
     from ..manifest import load_manifest
 
     load_manifest(bundle_dir)  # a bad bundle fails here, once, with its own message
     count = settings.workers
     engine = dict(engine, threads=engine.get("threads") or max(1, available_cpus() // count))
-    sock = bind_socket(settings.host, settings.port)
+    sock = sock or bind_socket(settings.host, settings.port)
     context = multiprocessing.get_context("spawn")
     stopping = False
 
