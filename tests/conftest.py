@@ -75,13 +75,19 @@ def tiny_checkpoint(tmp_path_factory, tiny_spm_model) -> Path:
     return save_with_sentence_transformers(encoder, tmp_path_factory.mktemp("tiny-ckpt"), normalize=True, prompts=prompts)
 
 
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, tiny_checkpoint) -> Path:
+def _exported(name: str, checkpoint: Path, **export_args) -> Path:
+    """export_bundle(checkpoint, …), built once per CI run for every pytest process (tests/bundle_cache.py)."""
+    from bundle_cache import cached_bundle
+
     from seaembed.export import export_bundle
 
-    out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
-    export_bundle(str(tiny_checkpoint), out, precisions=("fp32", "fp16"))
-    return out
+    as_called = {k: tuple(v) if isinstance(v, list) else v for k, v in export_args.items()}
+    return cached_bundle(name, checkpoint, export_args, lambda out: export_bundle(str(checkpoint), out, **as_called))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint) -> Path:
+    return _exported("tiny", tiny_checkpoint, precisions=["fp32", "fp16"])
 
 
 @pytest.fixture(scope="session")
@@ -108,12 +114,8 @@ def e5_small_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def e5_small_bundle(tmp_path_factory, e5_small_checkpoint) -> Path:
-    from seaembed.export import export_bundle
-
-    out = tmp_path_factory.mktemp("e5-small-bundle") / "bundle"
-    export_bundle(str(e5_small_checkpoint), out, precisions=("fp32", "fp16", "int8"))
-    return out
+def e5_small_bundle(e5_small_checkpoint) -> Path:
+    return _exported("e5-small", e5_small_checkpoint, precisions=["fp32", "fp16", "int8"])
 
 
 @pytest.fixture(scope="session")

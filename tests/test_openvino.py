@@ -96,7 +96,9 @@ def test_int8_ir_is_close_to_pytorch_and_batch_invariant(e5_int8_ir, e5_small_st
     alone = openvino_embed(xml, tokenizer, "int8", batch_size=1)(queries, "query")
     cos = np.sum(together * reference, axis=1)
     assert cos.mean() >= 0.99 and cos.min() >= 0.97
-    assert np.sum(together * alone, axis=1).min() >= 0.99999  # static scales: batch-mates do not matter
+    # Static scales: batch-mates do not change the quantisation. On VNNI/AMX CPUs OpenVINO picks other int8
+    # kernels (blocking, accumulation order) for other batch shapes: 0.99993 measured on a Zen 4, 1.0 on AVX2.
+    assert np.sum(together * alone, axis=1).min() >= 0.9999
 
 
 def test_openvino_fp32_is_exact(tiny_bundle, tiny_st, corpus):

@@ -157,6 +157,10 @@ def cmd_serve(args) -> int:
     apply_environment(args)
     settings = server_settings(args)
     check_run_flags(args.bundle, args.precision, args.artifact)
+    if args.ray:
+        from . import serve_ray
+
+        return serve_ray.run(args, settings)
     from ..server import serve
     from ..server.workers import bind_socket
 
@@ -182,4 +186,7 @@ def register(sub, runtime_flags) -> None:
         p.add_argument(flag.name, type=flag.type, default=None, help=f"{flag.help}{shown} [{flag.env}]", **extra)
     p.add_argument("--api-key", action="append", default=None, help=f"{API_KEY_HELP} [SEAEMBED_API_KEY]")
     runtime_flags(p)
+    from . import serve_ray
+
+    serve_ray.add_flags(p)
     p.set_defaults(func=cmd_serve)

@@ -283,4 +283,5 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
     }
     api_keys = ApiKeys(settings.api_keys) if settings.api_keys else None
     http = HttpApp(routes, settings.max_body_bytes, startup, shutdown, observe, api_keys=api_keys, body_timeout_s=settings.body_timeout_s)
+    http.metrics = metrics  # the registry, for ray_serve to gather every replica's at /metrics
     return http
