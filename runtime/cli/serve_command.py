@@ -25,13 +25,13 @@ def parse_bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def _seconds(value: str) -> float:
+def _non_negative(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
     if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value!r}")
     return number
 
 
@@ -73,7 +73,7 @@ SERVE_FLAGS = (
     Flag("--served-model-name", str, None, "`model` reported by /v1/embeddings (default: the bundle's model name)"),
     Flag("--max-batch-tokens", positive_int, None, "padded tokens per engine call: bounds memory and latency (default: the backend's; CPU 4096)"),
     Flag("--max-batch-size", positive_int, None, "inputs per engine call (default: the backend's; CPU 16)"),
-    Flag("--max-wait-ms", _seconds, 5.0, "how long a request waits for others to batch with"),
+    Flag("--max-wait-ms", _non_negative, 5.0, "how long a request waits for others to batch with"),
     Flag("--batching", parse_bool, True, "true: batch across requests; false: one request per engine call"),
     Flag("--max-client-batch-size", positive_int, 512, "inputs per request before 413"),
     Flag("--max-queue-inputs", positive_int, 8192, "waiting inputs before 429"),
@@ -82,11 +82,11 @@ SERVE_FLAGS = (
     Flag("--workers", positive_int, 1, "server processes sharing the port, each with its own engine and available CPUs / N threads"),
     Flag("--api-key-file", str, None, "file of accepted API keys, one per line (# comments); with --api-key, both are accepted"),
     Flag("--metrics-auth", parse_bool, False, "true: /metrics needs an API key too (default: open, like /health)"),
-    Flag("--header-timeout-s", _seconds, 10.0, "a connection must send its request line and headers within this long of opening (or of its last response)"),
-    Flag("--body-timeout-s", _seconds, 30.0, "a request must deliver its whole body within this long (408 otherwise)"),
-    Flag("--keep-alive-s", _seconds, 5.0, "an idle keep-alive connection is closed after this long"),
+    Flag("--header-timeout-s", _non_negative, 10.0, "a connection must send its request line and headers within this long of opening (or of its last response)"),
+    Flag("--body-timeout-s", _non_negative, 30.0, "a request must deliver its whole body within this long (408 otherwise)"),
+    Flag("--keep-alive-s", _non_negative, 5.0, "an idle keep-alive connection is closed after this long"),
     Flag("--max-connections", positive_int, 2048, "open connections beyond this are answered 503 and closed"),
-    Flag("--drain-s", _seconds, 5.0, "after SIGTERM, /ready answers 503 this long while requests are still served; then the port closes"),
+    Flag("--drain-s", _non_negative, 5.0, "after SIGTERM, /ready answers 503 this long while requests are still served; then the port closes"),
     Flag("--log-requests", parse_bool, True, "one JSON log line per request (health, ready and metrics probes excepted)"),
     Flag("--log-level", _log_level, "info", "debug, info, warning, error"),
 )
