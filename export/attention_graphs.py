@@ -24,7 +24,14 @@ import onnx
 from onnx import TensorProto, helper
 
 from .checkpoint import Architecture
-from .onnx_graph import GraphBuilder, _embeddings, fused_layer_tail, make_model, mean_pool, normalize_rows
+from .onnx_graph import (
+    GraphBuilder,
+    fused_layer_tail,
+    input_embeddings,
+    make_model,
+    mean_pool,
+    normalize_rows,
+)
 
 VARIANTS = ("mha", "packed")
 PACKED_INPUTS = ("input_ids", "token_offset", "cumulative_sequence_length")
@@ -70,7 +77,7 @@ def build_mha_graph(arch: Architecture, weights: dict, normalize: bool, precisio
     def attend(q, k, v, bias, p):
         return g.ms_op("MultiHeadAttention", [q, k, v, bias, key_lengths], f"{p}.mha", num_heads=arch.heads)
 
-    x = g.to_compute(_embeddings(g, arch, weights))
+    x = g.to_compute(input_embeddings(g, arch, weights))
     for layer in range(arch.layers):
         x = _layer(g, x, attend, arch, weights, f"encoder.layer.{layer}")
     x = g.to_fp32(x)

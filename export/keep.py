@@ -12,22 +12,13 @@ from pathlib import Path
 from seaembed.runtime.bundle import parse_names, prune_bundle
 from seaembed.runtime.manifest import Manifest, load_manifest
 
+from . import builders
+from .builders import ExportSettings
+
 
 def planned_artifacts(precisions: Sequence[str], target: str, ort_fused: bool, cuda: bool, cuda_attention: Sequence[str] = (), openvino: bool = False) -> list[str]:
-    """Names of the artifacts export_bundle builds for these settings, in build order."""
-    names = ["onnx-fp32"]
-    if ort_fused or "int8" in precisions:
-        names.append("onnx-fp32-ort")
-    if "fp16" in precisions:
-        names += ["onnx-fp16", *(["onnx-fp16-ort"] if cuda else [])]
-    names += [f"onnx-fp16-{variant}" for variant in cuda_attention]
-    if "int8" in precisions:
-        names += ["onnx-int8-dynamic", "onnx-int8-qdq", *(["openvino-int8"] if openvino else [])]
-    if "bf16" in precisions:
-        names.append("openvino-bf16")
-    if target == "tensorrt":
-        names += [f"tensorrt-{p}" for p in ("fp16", "int8") if p in precisions]
-    return names
+    """Names of the artifacts export_bundle builds for these settings, in build order (the builders' own lists)."""
+    return builders.planned_artifacts(ExportSettings(tuple(precisions), target, ort_fused, cuda, tuple(cuda_attention), openvino))
 
 
 def check_keep(keep: str | Sequence[str] | None, planned: Sequence[str]) -> list[str] | None:
@@ -46,18 +37,11 @@ def check_keep(keep: str | Sequence[str] | None, planned: Sequence[str]) -> list
 
 
 def check_export_keep(keep: Sequence[str] | None, precisions: Sequence[str], target: str, cuda_attention: Sequence[str] = ()) -> None:
-    """The CLI's check before an export starts: a bad --keep is a usage error (exit 2)."""
+    """The CLI's check before an export starts: ValueError for a --keep name this export would not build
+    (the command line reports it as a usage error, exit 2)."""
     if keep is None:
         return
-    from seaembed.runtime.cli_support import usage_error
-
-    from .exporter import _has_cuda_provider
-    from .openvino_export import unavailable_reason
-
-    try:
-        check_keep(keep, planned_artifacts(precisions, target, True, _has_cuda_provider(), cuda_attention, unavailable_reason() is None))
-    except ValueError as err:
-        raise usage_error(str(err)) from err
+    check_keep(keep, builders.planned_artifacts(ExportSettings.probe(precisions, target, True, cuda_attention)))
 
 
 def apply_keep(staging: Path, keep: list[str] | None, manifest: Manifest) -> Manifest:

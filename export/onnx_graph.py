@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .checkpoint import Architecture
+from .int8_scales import activation_scale, quantize_weight
 
 OPSET = 17
 QDQ_OPSET = 19  # Q/DQ with float16 scales: DequantizeLinear-19 outputs its scale's type
@@ -101,8 +102,6 @@ class GraphBuilder:
         """x @ weight_t, x already in the compute precision; int8 weights and a Q/DQ input when `key` is quantised."""
         if self.quantized is None or key not in self.quantized:
             return self.op("MatMul", [x, self.weight(f"{name}.weight_t", weight_t)], f"{name}.matmul")
-        from .qdq import quantize_weight
-
         q_weight, scale = quantize_weight(weight_t)
         w = self.op(
             "DequantizeLinear",
@@ -115,8 +114,6 @@ class GraphBuilder:
     def _dequantized_input(self, x: str, key: str) -> str:
         """One Q/DQ pair per activation (Q, K and V share theirs), per-tensor symmetric int8."""
         if key not in self._dequantized:
-            from .qdq import activation_scale
-
             scale = self.const(f"{key}.input_scale", activation_scale(self.quantized[key]))
             zero = self.const(f"{key}.input_zero_point", np.array(0, dtype=np.int8))
             q = self.op("QuantizeLinear", [x, scale, zero], f"{key}.input_q")
@@ -136,7 +133,8 @@ class GraphBuilder:
         return self.op("LayerNormalization", [x, gamma, beta], f"{prefix}", axis=-1, epsilon=eps)
 
 
-def _embeddings(g: GraphBuilder, arch: Architecture, w: dict) -> str:
+def input_embeddings(g: GraphBuilder, arch: Architecture, w: dict) -> str:
+    """LayerNorm(word + position + token-type row 0), as BERT/XLM-R embed their input ids."""
     word = g.op("Gather", [g.const("embeddings.word_embeddings.weight", w["embeddings.word_embeddings.weight"]), "input_ids"], "word")
     pos_table = g.const("embeddings.position_embeddings.weight", w["embeddings.position_embeddings.weight"])
     if arch.family == "xlm-roberta":
@@ -297,7 +295,7 @@ def build_encoder_graph(
     """
     g = GraphBuilder(precision, quantized=quantized, record_taps=record_taps)
     mask_f = g.op("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
-    x = _embeddings(g, arch, weights)
+    x = input_embeddings(g, arch, weights)
     if fused:
         mask_index = g.op("Cast", ["attention_mask"], "mask_index", to=TensorProto.INT32)
         x = g.to_compute(x)

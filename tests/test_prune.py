@@ -146,6 +146,11 @@ def test_export_keep_refuses_names_it_will_not_build_before_any_work(tiny_checkp
     with pytest.raises(ValueError, match=r"tensorrt-fp16: .*add --target tensorrt"):
         export_bundle(str(tiny_checkpoint), tmp_path / "b", precisions=("fp32", "fp16"), keep=("tensorrt-fp16",))
     assert not (tmp_path / "b").exists()
+    # the command line: a usage error (exit 2) in one line, before the checkpoint is even read
+    result = seaembed("export", tiny_checkpoint, "--out", tmp_path / "b", "--keep", "onnx-int8-dynamic")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("seaembed export: --keep onnx-int8-dynamic: this export does not build it") and "Traceback" not in result.stderr
+    assert not (tmp_path / "b").exists()
 
 
 def test_cold_start_is_measured_in_fresh_processes(tiny_bundle):

@@ -65,6 +65,34 @@ def test_a_request_whose_replica_died_is_replayed_once_with_its_body():
     assert sent[0]["status"] == 200 and b"".join(m.get("body", b"") for m in sent[1:]) == b'{"inputs": "x"}'
 
 
+class StreamingProxy:
+    """Serve's proxy reading a body as it streams: records every chunk it was handed."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, scope, receive, send):
+        while True:
+            message = await receive()
+            self.chunks.append(message["body"])
+            if not message.get("more_body", False):
+                break
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"too large"})
+
+
+def test_a_body_over_the_replay_limit_is_not_held_but_passed_on_whole(monkeypatch):
+    from seaembed.runtime.server.ray_serve import retry
+
+    monkeypatch.setattr(retry, "REPLAY_BODY_LIMIT", 10)
+    proxy = StreamingProxy()
+    chunks = [b"0123456789", b"abcdefghij", b"klmnopqrst", b"end"]
+    sent = call(RetryOnReplicaLoss(proxy), "/embed", chunks)
+    assert b"".join(proxy.chunks) == b"".join(chunks)  # every byte reached the app, in order, once
+    assert len(proxy.chunks) == 3  # the first two chunks were held (11+ bytes > limit), then it streamed
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [413]
+
+
 def test_a_client_that_left_is_not_replayed_nor_answered():
     proxy = ClientLeavesProxy(failures=0)
     assert call(RetryOnReplicaLoss(proxy), "/embed", [b"{}"], then_disconnect=True) == []

@@ -81,7 +81,10 @@ def cmd_export(args) -> int:
     from seaembed.export.keep import check_export_keep
 
     keep = tuple(n for part in args.keep for n in part.split(",") if n) or None
-    check_export_keep(keep, precisions or ("fp32",), args.target, tuple(v for part in args.cuda_attention for v in part.split(",") if v))
+    try:
+        check_export_keep(keep, precisions or ("fp32",), args.target, tuple(v for part in args.cuda_attention for v in part.split(",") if v))
+    except ValueError as err:  # a --keep this export would not build: before hours of export
+        raise usage_error(str(err)) from err
 
     profile = None
     if args.target == "tensorrt":

@@ -19,6 +19,7 @@ in the environment of `ray start` on every node (README: Scale out).
 from __future__ import annotations
 
 import logging
+import os
 
 from ..errors import error_body
 
@@ -26,6 +27,8 @@ log = logging.getLogger("seaembed.server")
 
 RETRY_AFTER_S = 1
 ATTEMPTS = 2  # the first try and one replay
+# A request kept for a replay is held in the proxy: bounded, like the app's own --max-body-bytes default.
+REPLAY_BODY_LIMIT = int(os.environ.get("SEAEMBED_MAX_BODY_BYTES", 4 * 1024 * 1024))
 
 
 class RetryOnReplicaLoss:
@@ -36,8 +39,11 @@ class RetryOnReplicaLoss:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body, complete = await _read_body(receive, REPLAY_BODY_LIMIT)
         if body is None:  # the client went away before sending its request
+            return
+        if not complete:  # too large to keep for a replay: passed on as it streams, the app's own limit answers it
+            await self.app(scope, _prepended(body, receive), send)
             return
         client = _Client(receive)
         for attempt in range(ATTEMPTS):
@@ -100,15 +106,34 @@ def _complete(messages: list[dict]) -> bool:
     return any(m["type"] == "http.response.body" and not m.get("more_body", False) for m in messages)
 
 
-async def _read_body(receive) -> bytes | None:
-    chunks = []
+async def _read_body(receive, limit: int) -> tuple[bytes | None, bool]:
+    """(body, True) for a whole body of at most `limit` bytes; (what was read, False) past it; (None, _) on disconnect."""
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
+            return None, False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
+
+
+def _prepended(head: bytes, receive):
+    """A receive channel that yields `head` (already read, more to come) and then the client's own messages."""
+    sent = False
+
+    async def channel() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": head, "more_body": True}
+        return await receive()
+
+    return channel
 
 
 def proxy_middlewares() -> list:

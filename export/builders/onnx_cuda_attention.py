@@ -1,4 +1,4 @@
-"""Export and gate the opt-in CUDA attention graphs (`seaembed export --cuda-attention mha,packed`).
+"""The opt-in CUDA attention graphs (`seaembed export --cuda-attention mha,packed`): onnx-fp16-mha, onnx-fp16-packed.
 
 They use ORT-CUDA contrib ops (PackedMultiHeadAttention has no CPU kernel), so they are
 gated where they run: on the CUDA execution provider, against PyTorch on the same probes
@@ -14,11 +14,26 @@ import numpy as np
 from seaembed.runtime.manifest import Artifact
 from seaembed.runtime.packing import pack
 
-from . import parity
-from .attention_graphs import PACKED_INPUTS, VARIANTS, build_mha_graph, build_packed_graph
-from .onnx_graph import save_with_external_data
+from .. import parity
+from ..artifacts import onnx_artifact
+from ..attention_graphs import PACKED_INPUTS, VARIANTS, build_mha_graph, build_packed_graph
+from ..onnx_graph import save_with_external_data
+from ..providers import CUDA_PROVIDERS
+from .base import BuildContext, ExportSettings
 
-CUDA = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+def names(settings: ExportSettings) -> list[str]:
+    return [f"onnx-fp16-{variant}" for variant in settings.cuda_attention]
+
+
+def check(settings: ExportSettings) -> None:
+    check_variants(settings.cuda_attention)
+
+
+def build(context: BuildContext) -> list[Artifact]:
+    if not context.settings.cuda_attention:
+        return []
+    return export_attention_variants(context.checkpoint, context.out_dir, context.settings.cuda_attention, context.reference)
 
 
 def check_variants(variants: tuple[str, ...]) -> None:
@@ -40,14 +55,12 @@ def _packed_feed(input_ids: np.ndarray, attention_mask: np.ndarray) -> dict:
     return pack([ids[mask.astype(bool)].tolist() for ids, mask in zip(input_ids, attention_mask, strict=True)])
 
 
-def measure_packed_parity(onnx_path, reference, providers: tuple[str, ...] = CUDA) -> dict:
+def measure_packed_parity(onnx_path, reference, providers: tuple[str, ...] = CUDA_PROVIDERS) -> dict:
     """parity.measure_onnx_parity for the packed graph: each padded probe batch is packed from its real tokens."""
     return parity.measure_onnx_parity(onnx_path, reference, providers, feed=_packed_feed)
 
 
-def export_attention_variants(checkpoint, out_dir, variants: tuple[str, ...], reference, providers: tuple[str, ...] = CUDA) -> list[Artifact]:
-    from .exporter import _onnx_artifact
-
+def export_attention_variants(checkpoint, out_dir, variants: tuple[str, ...], reference, providers: tuple[str, ...] = CUDA_PROVIDERS) -> list[Artifact]:
     arch = checkpoint.architecture
     artifacts = []
     for variant in variants:
@@ -62,7 +75,7 @@ def export_attention_variants(checkpoint, out_dir, variants: tuple[str, ...], re
         details = {"ort_only": True, "execution_provider": providers[0], "attention": "MultiHeadAttention, key lengths [batch]"}
         if variant == "packed":
             details = dict(details, attention="PackedMultiHeadAttention", packed=True)
-        artifact = _onnx_artifact(f"onnx-fp16-{variant}", "fp16", out_dir, graph_file, arch.hidden, stats, details)
+        artifact = onnx_artifact(f"onnx-fp16-{variant}", "fp16", out_dir, graph_file, arch.hidden, stats, details)
         if variant == "packed":  # concatenated tokens in, no token_embeddings out
             packed_inputs = [
                 {"name": PACKED_INPUTS[0], "dtype": "int64", "shape": ["tokens"]},
