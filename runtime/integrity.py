@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from .manifest import BundleError
+from .bundle_errors import BundleError
 
 
 def cache_dir() -> Path:
@@ -40,13 +40,14 @@ class VerifiedFiles:
     def __init__(self, path: Path | None = None):
         self.path = path or cache_dir() / "verified-files.json"
         try:
-            self._entries: dict = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self._entries = {}
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError, RecursionError):  # a damaged cache only costs a re-hash
+            entries = {}
+        self._entries: dict = {k: v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
 
     def is_verified(self, path: Path, sha256: str) -> bool:
         entry = self._entries.get(str(path.resolve()))
-        return bool(entry) and entry["sha256"] == sha256 and entry["fingerprint"] == _fingerprint(path)
+        return bool(entry) and entry.get("sha256") == sha256 and entry.get("fingerprint") == _fingerprint(path)
 
     def remember(self, path: Path, sha256: str) -> None:
         self._entries[str(path.resolve())] = {"sha256": sha256, "fingerprint": _fingerprint(path)}
@@ -59,8 +60,8 @@ class VerifiedFiles:
             pass  # a read-only cache only costs a re-hash next time
 
 
-def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFiles | None = None) -> None:
-    """Raise BundleError unless every file exists with the expected sha256."""
+def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFiles | None = None, fresh: bool = False) -> None:
+    """Raise BundleError unless every file exists with the expected sha256 (fresh: hash even files remembered as verified)."""
     record = record or VerifiedFiles()
     for name, sha in expected.items():
         if Path(name).name != name:
@@ -68,7 +69,7 @@ def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFil
         path = bundle_dir / name
         if not path.exists():
             raise BundleError(f"bundle file {path} listed in the manifest is missing")
-        if record.is_verified(path, sha):
+        if not fresh and record.is_verified(path, sha):
             continue
         actual = sha256_file(path)
         if actual != sha:
@@ -77,3 +78,4 @@ def verify_files(bundle_dir: Path, expected: dict[str, str], record: VerifiedFil
                 "the file was changed or belongs to another export; re-export the bundle"
             )
         record.remember(path, sha)
+

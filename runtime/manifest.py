@@ -11,15 +11,17 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .bundle_errors import BundleError
+from .json_limits import JsonLimitError, read_json_file
+from .manifest_schema import check_manifest
+
 FORMAT = "seaembed-bundle"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 # Manifest fields added after format version 1 was fixed: absent from older manifests, ignored by older readers.
 _OPTIONAL = ("pruned",)
-
-
-class BundleError(ValueError):
-    """A bundle is missing, malformed, tampered with, or built for something else."""
+# A manifest is a few kilobytes (tens with many artifacts); anything near this is not one.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,10 @@ class Manifest:
         return out
 
     @classmethod
-    def from_json(cls, data: dict, where: str = MANIFEST_FILE) -> Manifest:
+    def from_json(cls, data: dict, where: str = MANIFEST_FILE, bundle_dir: Path | None = None) -> Manifest:
+        """Check the manifest against its schema (manifest_schema.py; with bundle_dir its files too) and build it."""
+        if not isinstance(data, dict):
+            raise BundleError(f"{where} must hold a JSON object, got {type(data).__name__}; is it a seaembed bundle manifest?")
         if data.get("format") != FORMAT:
             raise BundleError(f"{where} is not a seaembed bundle manifest (format={data.get('format')!r})")
         version = data.get("format_version")
@@ -75,6 +80,7 @@ class Manifest:
                 f"{where} has bundle format_version {version}; this seaembed reads version {FORMAT_VERSION}. "
                 "Re-export the bundle with this seaembed version, or install the seaembed that wrote it."
             )
+        check_manifest(data, where, bundle_dir)
         try:
             artifacts = [Artifact(**a) for a in data["artifacts"]]
             fields = {k: data[k] for k in cls.__dataclass_fields__ if k not in ("artifacts", *_OPTIONAL)}
@@ -103,10 +109,10 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
     if not path.exists():
         raise BundleError(f"{bundle_dir} has no {MANIFEST_FILE}; is it a seaembed bundle? (`seaembed export` writes one)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise BundleError(f"{path} is not valid JSON: {err}") from None
-    return Manifest.from_json(data, str(path))
+        data = read_json_file(path, MAX_MANIFEST_BYTES)
+    except JsonLimitError as err:
+        raise BundleError(f"{path} {err}; is it a seaembed bundle manifest?") from None
+    return Manifest.from_json(data, str(path), bundle_dir)
 
 
 def write_manifest(bundle_dir: str | Path, manifest: Manifest) -> Path:

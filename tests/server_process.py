@@ -20,14 +20,15 @@ def free_port() -> int:
 class ServerProcess:
     """python: the interpreter whose seaembed serves (benchmarks start an older checkout's);
     env: extra environment, None removing a variable (SEAEMBED_THREADS defaults to 1 so tests
-    leave the cores to each other)."""
+    leave the cores to each other; SEAEMBED_DRAIN_S to 0 so stopping a test server does not wait
+    for a load balancer that is not there)."""
 
     def __init__(self, bundle, *flags: str, python: str | None = None, env: dict | None = None, startup_s: float = 60):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = f"/tmp/seaembed-test-server-{self.port}.log"
         self._log = open(self.log_path, "w")
-        env = {**os.environ, "SEAEMBED_THREADS": "1", **(env or {})}
+        env = {**os.environ, "SEAEMBED_THREADS": "1", "SEAEMBED_DRAIN_S": "0", **(env or {})}
         env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
         self.process = subprocess.Popen(
             [python or sys.executable, "-m", "seaembed.runtime.cli", "serve", str(bundle), "--port", str(self.port), *flags],
@@ -49,7 +50,8 @@ class ServerProcess:
         raise RuntimeError(f"server not ready within {startup_s} s:\n{open(self.log_path).read()}")
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return open(self.log_path).read()
 
     def stop(self, timeout: float = 30) -> int:

@@ -213,3 +213,16 @@ def test_e5_small_two_workers_equal_embedder(e5_small_bundle, tmp_path, corpus):
     assert table.column("id").to_pylist() == [f"in.jsonl:{n}" for n in range(1, 121)]
     expected = Embedder.load(e5_small_bundle).encode(texts, prompt_name="passage")
     assert np.abs(vectors(table) - expected).max() <= 1e-6
+
+
+def test_rows_are_named_by_their_id_field_when_every_file_has_one(tiny_bundle, tmp_path):
+    with_ids = tmp_path / "with_ids"
+    with_ids.mkdir()
+    (with_ids / "a.jsonl").write_text("\n".join(json.dumps({"id": f"doc-{i}", "text": f"text {i}"}) for i in range(3)) + "\n")
+    (with_ids / "b.csv").write_text("id,text\n7,seven\n8,eight\n")
+    embed_dataset(tiny_bundle, with_ids, tmp_path / "out_ids", workers=1, progress="off")
+    assert read_output(tmp_path / "out_ids").column("id").to_pylist() == ["doc-0", "doc-1", "doc-2", "7", "8"]
+    # one file without ids: every row is FILE:LINE, so a job never mixes the two kinds of names
+    (with_ids / "c.jsonl").write_text(json.dumps({"text": "no id here"}) + "\n")
+    embed_dataset(tiny_bundle, with_ids, tmp_path / "out_lines", workers=1, progress="off")
+    assert read_output(tmp_path / "out_lines").column("id").to_pylist() == ["a.jsonl:1", "a.jsonl:2", "a.jsonl:3", "b.csv:2", "b.csv:3", "c.jsonl:1"]

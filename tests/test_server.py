@@ -160,6 +160,7 @@ def test_full_queue_answers_429_and_loses_nothing_else(tiny_bundle, tiny_embedde
                 assert np.allclose(r.json(), expected, atol=1e-6)
             else:
                 assert r.json()["error_type"] == "Overloaded" and "retry later" in r.json()["error"]
+                assert r.headers["retry-after"] == "1"
     finally:
         proc.stop()
 
@@ -178,8 +179,7 @@ def test_graceful_shutdown_finishes_queued_work(tiny_bundle, tiny_embedder):
     assert [r.status_code for r in responses] == [200] * 10
     for i, r in enumerate(responses):
         assert np.allclose(r.json()[0], tiny_embedder.encode(f"text {i}"), atol=1e-6)
-    # uvicorn re-raises the SIGTERM it handled once shutdown is complete
-    assert proc.process.wait(30) in (0, -signal.SIGTERM)
+    assert proc.process.wait(30) == 0  # a drained stop is a success (runner.py)
     assert '"event": "stopped"' in proc.logs()
 
 

@@ -21,8 +21,18 @@ from ..integrity import verify_files
 from ..manifest import load_manifest
 from .encode import check_policy
 from .errors import OutputConflictError
+from .ids import default_id_field
 from .output import check_dtype, read_part_stats
-from .plan import PLAN_FILE, JobSettings, Plan, differences, make_plan, read_plan, write_json_atomic
+from .plan import (
+    PLAN_FILE,
+    JobSettings,
+    Plan,
+    differences,
+    list_inputs,
+    make_plan,
+    read_plan,
+    write_json_atomic,
+)
 from .progress import JobProgress
 from .worker import rss_mb
 
@@ -146,6 +156,8 @@ def embed_dataset(
     manifest, backend, picked = _resolve(bundle, backend, precision, artifact)
     if prompt_name is not None and prompt_name not in manifest.prompts:
         raise KeyError(f"prompt_name {prompt_name!r} is not defined by this model (known prompts: {', '.join(sorted(manifest.prompts)) or 'none'})")
+    if id_field is None:  # rows carry an `id`: name them by it (bulk/ids.py), else FILE:LINE
+        id_field = default_id_field(list_inputs(input, input_format), input_format, text_field)
     settings = JobSettings(
         bundle=str(bundle), backend=backend, artifact=picked.name, artifact_sha256=picked.sha256, text_field=text_field,
         id_field=id_field, input_format=input_format, prompt_name=prompt_name, over_length=over_length, dtype=dtype,

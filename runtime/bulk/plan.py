@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..cli.inputs import FORMATS, InputFileError, count_records, detect_format
+from ..json_limits import loads_bounded
 from .errors import OutputConflictError
 
 PLAN_FILE = "_plan.json"
@@ -154,8 +155,8 @@ def read_plan(output_dir: Path) -> Plan | None:
     if not path.exists():
         return None
     try:
-        return Plan.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as err:
+        return Plan.from_json(loads_bounded(path.read_bytes()))
+    except (ValueError, KeyError, TypeError) as err:  # JsonLimitError is a ValueError: too deep, not UTF-8, not JSON
         raise OutputConflictError(f"{path} is not a readable embed-dataset plan ({err}); pass --overwrite to start over") from None
 
 

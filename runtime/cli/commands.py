@@ -46,6 +46,10 @@ def cmd_embed(args) -> int:
 
 def cmd_info(args) -> int:
     manifest = check_run_flags(args.bundle, None, None)
+    if args.verify:
+        from ..bundle_check import verify_bundle
+
+        print(f"verified    {verify_bundle(args.bundle, manifest)} files match their sha256; tokenizer.json parses", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False))
         return 0
@@ -164,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_flags(p)
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("info", help="describe a bundle from its manifest")
+    p = sub.add_parser("info", help="describe a bundle from its manifest (checked against its schema; --verify also hashes every file)")
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the whole manifest")
+    p.add_argument("--verify", action="store_true", help="also check every listed file's sha256 and parse tokenizer.json (exit 4 on a mismatch)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("verify", help="compare a bundle with sentence-transformers (needs seaembed[export])")
@@ -198,58 +203,10 @@ def _register_quickstart(sub) -> None:
     p.set_defaults(func=cmd_quickstart)
 
 
-def cmd_serve(args) -> int:
-    check_run_flags(args.bundle, args.precision, args.artifact)
-    from ..server import ServerSettings, serve
-
-    settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        served_model_name=args.served_model_name,
-        max_batch_tokens=args.max_batch_tokens,
-        max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms,
-        batching=args.batching,
-        max_client_batch_size=args.max_client_batch_size,
-        max_queue_inputs=args.max_queue_inputs,
-        max_body_bytes=args.max_body_bytes,
-        auto_truncate=args.auto_truncate,
-        workers=args.workers,
-    )
-    try:
-        settings.validate()
-    except ValueError as err:
-        print(f"seaembed serve: {err}", file=sys.stderr)
-        return 2
-    if args.ray:
-        from . import serve_ray
-
-        return serve_ray.run(args, settings)
-    serve(args.bundle, settings, backend=args.backend, threads=args.threads, precision=args.precision, artifact=args.artifact, log_level=args.log_level)
-    return 0
-
-
 def _register_serve(sub) -> None:
-    p = sub.add_parser("serve", help="HTTP server: OpenAI /v1/embeddings and TEI-style /embed (needs seaembed[serve])")
-    p.add_argument("bundle")
-    p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to bind (0.0.0.0 to expose) [SEAEMBED_HOST]")
-    p.add_argument("--port", type=int, default=int(_env("PORT", 8080)), help="[SEAEMBED_PORT]")
-    p.add_argument("--served-model-name", default=_env("SERVED_MODEL_NAME"), help="`model` reported by /v1/embeddings (default: the bundle's) [SEAEMBED_SERVED_MODEL_NAME]")
-    p.add_argument("--max-batch-tokens", type=int, default=_env("MAX_BATCH_TOKENS"), help="padded tokens per engine call: bounds memory and latency (default: the backend's; CPU 4096) [SEAEMBED_MAX_BATCH_TOKENS]")
-    p.add_argument("--max-batch-size", type=int, default=_env("MAX_BATCH_SIZE"), help="inputs per engine call (default: the backend's; CPU 16) [SEAEMBED_MAX_BATCH_SIZE]")
-    p.add_argument("--max-wait-ms", type=float, default=float(_env("MAX_WAIT_MS", 5)), help="how long a request waits for others to batch with [SEAEMBED_MAX_WAIT_MS]")
-    p.add_argument("--batching", type=_bool, default=_bool(_env("BATCHING", "true")), help="true: batch across requests; false: one request per engine call [SEAEMBED_BATCHING]")
-    p.add_argument("--max-client-batch-size", type=int, default=int(_env("MAX_CLIENT_BATCH_SIZE", 512)), help="inputs per request before 413 [SEAEMBED_MAX_CLIENT_BATCH_SIZE]")
-    p.add_argument("--max-queue-inputs", type=int, default=int(_env("MAX_QUEUE_INPUTS", 8192)), help="waiting inputs before 429 [SEAEMBED_MAX_QUEUE_INPUTS]")
-    p.add_argument("--max-body-bytes", type=int, default=int(_env("MAX_BODY_BYTES", 4 * 1024 * 1024)), help="request body size before 413 [SEAEMBED_MAX_BODY_BYTES]")
-    p.add_argument("--auto-truncate", type=_bool, default=_bool(_env("AUTO_TRUNCATE", "false")), help="true: cut over-long inputs (reported in x-seaembed-truncated-inputs); false: 422 [SEAEMBED_AUTO_TRUNCATE]")
-    p.add_argument("--workers", type=int, default=int(_env("WORKERS", 1)), help="server processes sharing the port, each with its own engine and available CPUs / N threads (README: choosing N) [SEAEMBED_WORKERS]")
-    p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="[SEAEMBED_LOG_LEVEL]")
-    _add_runtime_flags(p)
-    from . import serve_ray
+    from .serve_command import register
 
-    serve_ray.add_flags(p)
-    p.set_defaults(func=cmd_serve)
+    register(sub, _add_runtime_flags)
 
 
 def cmd_bench(args) -> int:

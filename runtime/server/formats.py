@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from .errors import ApiError
+from .parsing import choice_field
 
 ENCODINGS = ("float", "base64", "ubinary", "binary")
 DTYPES = ("float32", "float16")
@@ -35,16 +36,8 @@ class OutputFormat:
 
 
 def parse_output_format(body: dict) -> OutputFormat:
-    encoding = body.get("encoding_format") or "float"
-    if encoding not in ENCODINGS:
-        raise ApiError(
-            422,
-            f"`encoding_format` must be one of {', '.join(ENCODINGS)} (float/base64 as OpenAI; ubinary/binary: packed sign bits), got {encoding!r}",
-            "encoding_format",
-        )
-    dtype = body.get("embed_dtype") or "float32"
-    if dtype not in DTYPES:
-        raise ApiError(422, f"`embed_dtype` must be 'float32' or 'float16', got {dtype!r}", "embed_dtype")
+    encoding = choice_field(body, "encoding_format", ENCODINGS, "float")
+    dtype = choice_field(body, "embed_dtype", DTYPES, "float32")
     if dtype != "float32" and encoding in ("ubinary", "binary"):
         raise ApiError(422, f"`embed_dtype` {dtype!r} applies to float and base64 only; {encoding} is 1 bit per dimension", "embed_dtype")
     return OutputFormat(encoding, dtype)

@@ -1,4 +1,8 @@
-"""A small Prometheus registry (text exposition format 0.0.4): counters, gauges, histograms."""
+"""A small Prometheus registry (text exposition format 0.0.4): counters, gauges, histograms.
+
+Label values come from fixed sets (the server labels requests by route, `other` for any unknown path),
+so the exposition cannot grow with what clients send; values are escaped all the same.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,15 @@ SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 TOKEN_BUCKETS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 
 
+def escape_label_value(value) -> str:
+    """A label value as the exposition format writes it: backslash, double quote and line feed escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _labels(labels: dict[str, str]) -> str:
     if not labels:
         return ""
-    body = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in sorted(labels.items()))
+    body = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(labels.items()))
     return "{" + body + "}"
 
 
@@ -92,7 +101,7 @@ class Metrics:
 
 def server_metrics() -> Metrics:
     m = Metrics()
-    m.describe("seaembed_requests_total", "counter", "HTTP requests by endpoint and status code")
+    m.describe("seaembed_requests_total", "counter", "HTTP requests by endpoint (a known route, or other) and status code (499: the client left before the answer)")
     m.describe("seaembed_request_duration_seconds", "histogram", "HTTP request latency", LATENCY_BUCKETS)
     m.describe("seaembed_queue_inputs", "gauge", "inputs waiting for the engine")
     m.describe("seaembed_batch_size", "histogram", "inputs per engine call", SIZE_BUCKETS)

@@ -1,8 +1,8 @@
-"""Server configuration: every field has a flag and a SEAEMBED_* environment variable."""
+"""Server configuration: every field has a flag and a SEAEMBED_* environment variable (README: "Serve flags")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,17 @@ class ServerSettings:
     auto_truncate: bool = False  # default for requests that do not say
     log_requests: bool = True
     workers: int = 1  # processes sharing the port, each with its own engine (workers.py)
+    # accepted `Authorization: Bearer` keys; empty: no authentication. repr=False: never in a log line or traceback
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    metrics_auth: bool = False  # True: /metrics needs a key as well
+    # A connection must deliver its request line and headers within header_timeout_s of opening (or of its
+    # previous response), and a request its body within body_timeout_s; an idle keep-alive connection is
+    # closed after keep_alive_s. max_connections: open connections beyond this are answered 503 and closed.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 2048
+    drain_s: float = 5.0  # after SIGTERM: /ready answers 503 this long (requests still served), then the port closes
 
     def resolved(self, batch_hint: tuple[int, int]) -> ServerSettings:
         """Fill unset batch limits from the backend's (max_batch_size, max_batch_tokens) hint."""
@@ -41,11 +52,18 @@ class ServerSettings:
             "max_queue_inputs": self.max_queue_inputs >= self.max_client_batch_size,
             "max_body_bytes": self.max_body_bytes >= 1024,
             "workers": self.workers >= 1,
+            "header_timeout_s": self.header_timeout_s > 0,
+            "body_timeout_s": self.body_timeout_s > 0,
+            "keep_alive_s": self.keep_alive_s > 0,
+            "max_connections": self.max_connections >= 1,
+            "drain_s": self.drain_s >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(
                 "invalid server settings: "
                 + ", ".join(f"{name}={getattr(self, name)}" for name in bad)
-                + " (max_queue_inputs must be >= max_client_batch_size; sizes must be positive)"
+                + " (max_queue_inputs must be >= max_client_batch_size, max_body_bytes >= 1024; timeouts and sizes must be positive, drain_s >= 0)"
             )
+        if self.metrics_auth and not self.api_keys:
+            raise ValueError("--metrics-auth needs at least one API key (--api-key, SEAEMBED_API_KEY or --api-key-file)")

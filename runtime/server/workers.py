@@ -9,6 +9,11 @@ The parent binds the socket (so the port is taken before any model loads), start
 workers with the spawn method (no forked engine threads), forwards SIGTERM/SIGINT, and
 restarts a worker that dies after it was up; a worker that dies within its first
 STARTUP_GRACE_S means the configuration is wrong, so everything stops with its exit code.
+
+On SIGTERM the parent closes its own copy of the listening socket before it forwards the signal:
+each worker drains (runner.py: /ready 503, requests still served) and then closes its copy, and
+once the last one has, the kernel refuses new connections (ECONNREFUSED) instead of queueing
+them on a socket nobody will accept from and resetting them when the parent exits.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import socket
 import time
 
 from ..cpus import available_cpus
+from .runner import GRACEFUL_SHUTDOWN_S
 from .settings import ServerSettings
 
 log = logging.getLogger("seaembed.server")
@@ -38,24 +44,24 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def _worker_main(sock: socket.socket, index: int, bundle_dir, settings: ServerSettings, engine: dict, log_level: str) -> None:
     from ..embedder import Embedder
-    from . import configure_logging, uvicorn_config, uvicorn_module
     from .app import create_app
+    from .logs import configure_logging
+    from .runner import draining_server
 
     configure_logging(log_level)
     embedder = Embedder.load(bundle_dir, **engine)
     log.info("worker", extra={"fields": {"event": "worker_loaded", "worker": index, "threads": engine["threads"]}})
-    server = uvicorn_module().Server(uvicorn_config(create_app(embedder, settings), settings, log_level))
-    server.run(sockets=[sock])
+    draining_server(create_app(embedder, settings), settings, log_level).run(sockets=[sock])
 
 
-def run_workers(bundle_dir, settings: ServerSettings, engine: dict, log_level: str) -> int:
+def run_workers(bundle_dir, settings: ServerSettings, engine: dict, log_level: str, sock: socket.socket | None = None) -> int:
     """Supervise settings.workers processes until SIGTERM/SIGINT; returns the exit code."""
     from ..manifest import load_manifest
 
     load_manifest(bundle_dir)  # a bad bundle fails here, once, with its own message
     count = settings.workers
     engine = dict(engine, threads=engine.get("threads") or max(1, available_cpus() // count))
-    sock = bind_socket(settings.host, settings.port)
+    sock = sock or bind_socket(settings.host, settings.port)
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -66,10 +72,12 @@ def run_workers(bundle_dir, settings: ServerSettings, engine: dict, log_level: s
 
     def stop(signum, _frame) -> None:
         nonlocal stopping
+        if not stopping:
+            sock.close()  # the workers' copies keep the port open while they drain
         stopping = True
         for process, _started in workers:
             if process.is_alive():
-                process.terminate()  # SIGTERM: uvicorn finishes in-flight requests, the batcher its queue
+                process.terminate()  # SIGTERM: the worker drains, finishes in-flight requests and its queue, exits 0
 
     workers = [start(i) for i in range(count)]
     signal.signal(signal.SIGTERM, stop)
@@ -89,7 +97,7 @@ def run_workers(bundle_dir, settings: ServerSettings, engine: dict, log_level: s
             log.error("worker", extra={"fields": {"event": "worker_restarted", "worker": index, "exitcode": process.exitcode}})
             workers[index] = start(index)
     for process, _started in workers:
-        process.join(35)
+        process.join(settings.drain_s + GRACEFUL_SHUTDOWN_S + 5)
         if process.is_alive():
             process.kill()
             process.join()

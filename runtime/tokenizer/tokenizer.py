@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import functools
 import gc
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -26,6 +25,8 @@ import numpy as np
 
 from ..cpus import available_cpus
 from ..integrity import sha256_file
+from ..json_limits import JsonLimitError, read_json_file
+from ..manifest_schema import MAX_TOKENIZER_BYTES
 from .compiled_form import NativeUnsupported
 from .errors import InputTooLongError, InvalidTextError, TokenizerConfigError
 from .native_engine import NativeEngine, compile_engine, load_compiled, native_module
@@ -70,8 +71,13 @@ def _gc_paused():
 
 
 def _read_spec(path: Path) -> TokenizerSpec:
-    with open(path, "rb") as handle:
-        return TokenizerSpec.parse(json.loads(handle.read()))
+    try:
+        data = read_json_file(path, MAX_TOKENIZER_BYTES)
+    except JsonLimitError as err:
+        raise TokenizerConfigError(f"{path} {err}") from None
+    if not isinstance(data, dict):
+        raise TokenizerConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return TokenizerSpec.parse(data)
 
 
 def _engine_from_spec(spec: TokenizerSpec, native, sha256: str | None, max_tokens: int, threads: int | None):
