@@ -70,6 +70,7 @@ def test_emulated_aarch64_names_the_host(tmp_path, monkeypatch):
     """qemu-user shows the x86 host's /proc/cpuinfo to the emulated program: say so instead of passing it off."""
     host = tmp_path / "cpuinfo"
     host.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n")
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
     assert cpu_model(host) == "AMD EPYC"
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert cpu_model(host) == "emulated aarch64 on AMD EPYC"
