@@ -69,6 +69,8 @@ if [ ! -f "$ARM64_ROOT/opt/venv/.seaembed-ready" ]; then
 fi
 mount_into /proc -t proc proc
 mount_into /dev --bind /dev
+# No /sys: with the host's /sys (x86 CPUs) and the host's /proc/cpuinfo, onnxruntime's cpuinfo crashes at
+# import under qemu-user; without it, it warns that it cannot count the CPUs and reads HWCAP instead.
 
 step "x86: bundle and expected results in $ARM64_WORK"
 mkdir -p "$ARM64_WORK"
