@@ -43,7 +43,7 @@ test: lint
 test-compat: $(VENV_COMPAT)/.installed
 	$(VENV_COMPAT)/bin/python -m pytest $(COMPAT_TESTS)
 
-# aarch64 under qemu-user emulation (as root on a Debian/Ubuntu host, ~30 min; not in .ci/run): builds the
+# aarch64 under qemu-user emulation (as root on a Debian/Ubuntu host; 7 min, 25 the first time; not in .ci/run): builds the
 # arm64 wheel in a debootstrapped root outside the repo and compares ids, vectors and the server with x86.
 test-arm64: $(VENV)/.installed
 	PY=$(PY) tools/test_arm64.sh
