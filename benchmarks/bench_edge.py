@@ -43,14 +43,10 @@ GB = 1e9
 
 
 def isa_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c")) or "vnni" in f)
-    except OSError:
-        pass
-    return []
+    from seaembed.runtime.cpus import ARM_ISA_FLAGS, cpu_features
+
+    flags = cpu_features()
+    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c")) or "vnni" in f or f in ARM_ISA_FLAGS)
 
 
 def export_ort(checkpoint: Path, out: Path, gates: bool, compact: bool) -> None:

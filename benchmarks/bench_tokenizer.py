@@ -27,18 +27,15 @@ from seaembed.runtime.cpus import available_cpus  # noqa: E402
 from seaembed.runtime.tokenizer import Tokenizer  # noqa: E402
 
 SEA_SCRIPTS = ((0x0E00, 0x0EFF), (0x1780, 0x17FF), (0x1000, 0x109F))  # Thai, Lao, Khmer, Burmese
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "bmi2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "asimd", "sve")
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "bmi2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+             "asimd", "asimddp", "i8mm", "sve", "sve2")
 
 
 def isa_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                present = set(line.split(":", 1)[1].split())
-                return [f for f in ISA_FLAGS if f in present]
-    except OSError:
-        pass
-    return []
+    from seaembed.runtime.cpus import cpu_features
+
+    present = cpu_features()
+    return [f for f in ISA_FLAGS if f in present]
 
 
 def unique_texts(lines: list[str], count: int, seed: int) -> list[str]:

@@ -29,10 +29,10 @@ def environment() -> dict:
 
 
 def cpu_line(env: dict) -> str:
-    """The CPU and the ISA features that decide int8/bf16 speed, for every result's header."""
-    flags = env.get("isa_flags", {})
-    shown = ", ".join(f"{f} {'yes' if flags.get(f) else 'no'}" for f in ("avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "avx_vnni"))
-    return f"{env['cpu']} ({shown})"
+    """The CPU and the ISA features that decide int8/bf16 speed (x86 or Arm), for every result's header."""
+    from seaembed.runtime.cpus import isa_line
+
+    return f"{env['cpu']} ({isa_line(env.get('isa_flags', {}))})"
 
 
 def time_runs(fn, repeat: int, warmup: int = 1) -> list[float]:

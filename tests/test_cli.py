@@ -247,6 +247,7 @@ def test_progress_goes_to_stderr_only_when_asked_or_on_a_terminal(tiny_bundle, t
 def test_info_and_verify(tiny_bundle, tiny_checkpoint):
     info = seaembed("info", tiny_bundle).stdout
     assert "xlm-roberta: 2 layers, hidden 32" in info and "onnx-fp32" in info
+    assert "\nthis cpu    " in info and "int8 dot products " in info  # the CPU's int8/bf16 features, x86 or Arm
     verify = seaembed("verify", tiny_bundle, "--reference", tiny_checkpoint)
     assert "verify: PASS" in verify.stdout and "FAIL" not in verify.stdout.replace("verify: PASS", "")
 

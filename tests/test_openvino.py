@@ -143,6 +143,8 @@ def test_routing_prefers_openvino_for_int8_and_bf16(e5_small_bundle, tiny_bundle
     monkeypatch.setenv("SEAEMBED_CPU_ISA", "avx2")  # no int8 dot products: OpenVINO INT8 measured slower than ORT's
     assert backend_candidates("cpu", with_ir(True), "int8") == ("cpu",)
     assert backend_candidates("cpu", with_ir(True), None, artifact="openvino-int8") == ("openvino",)  # asked by name
+    monkeypatch.setenv("SEAEMBED_CPU_ISA", "asimd,asimddp,i8mm,bf16,sve")  # Graviton 3: ORT's INT8 graph runs on SDOT/SMMLA
+    assert backend_candidates("cpu", with_ir(True), "int8") == ("cpu",)
 
 
 def test_bf16_export_records_whether_its_gate_ran(bf16_bundle):

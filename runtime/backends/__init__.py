@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..cpus import has_int8_dot
+from ..cpus import has_x86_int8_dot
 from .base import Backend, BackendUnavailable
 
 REGISTRY: dict[str, str] = {
@@ -21,10 +21,12 @@ OPENVINO_FIRST = ("int8", "bf16")
 
 
 def _openvino_pays_off(precision: str) -> bool:
-    """INT8 only where the CPU has int8 dot products (VNNI/AMX): without them OpenVINO INT8 measured 0.58x
-    ONNX Runtime's dynamic int8 on an AVX2-only EPYC. BF16 exists only as OpenVINO, whose backend names
-    the ISA it needs where it is missing."""
-    return has_int8_dot() if precision == "int8" else precision in OPENVINO_FIRST
+    """INT8 only where the CPU has x86 int8 dot products (VNNI/AMX): without them OpenVINO INT8 measured 0.58x
+    ONNX Runtime's dynamic int8 on an AVX2-only EPYC. On Arm, OpenVINO's CPU plugin lists its quantized
+    kernels for x86-64 only, so the INT8 graph is ONNX Runtime's dynamic one, whose int8 GEMMs use the
+    SDOT/SMMLA units where the CPU has them (asimddp, i8mm). BF16 exists only as OpenVINO, whose backend
+    names the ISA it needs where it is missing."""
+    return has_x86_int8_dot() if precision == "int8" else precision in OPENVINO_FIRST
 
 
 def backend_candidates(name: str, manifest, precision: str | None, artifact: str | None = None) -> tuple[str, ...]:

@@ -111,7 +111,9 @@ def beside(tokenizer_file: Path) -> Path:
 
 
 def cached(native: ModuleType, sha256: str) -> Path:
-    # The source hash is in the name too, so a rebuilt core never reads an older build's output.
+    # The source hash is in the name too, so a rebuilt core never reads an older build's output. The machine
+    # is not: the form is the same bytes on x86-64 and aarch64 (compiled_format.cc; `make test-arm64` compares
+    # them), so a cache or a bundle's tokenizer.seatok made on one serves the other.
     return cache_dir() / "tokenizers" / f"{sha256}.v{native.FORMAT_VERSION}.{native.SOURCE_HASH}.seatok"
 
 

@@ -9,6 +9,16 @@
 namespace seatok {
 namespace {
 
+// The form is written and read in host byte order with fixed-width fields and no struct padding, so it
+// is the same bytes on every little-endian machine with IEEE-754 doubles: x86-64 and aarch64 (Linux,
+// macOS, Windows) read each other's files, which `make test-arm64` checks byte for byte. A big-endian
+// build stops here; the extension is optional, so that machine runs the Python tokenizer instead.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__  // MSVC's targets are all little-endian
+#error "the compiled tokenizer form is little-endian"
+#endif
+static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8, "scores are stored as IEEE-754 binary64");
+static_assert(sizeof(DoubleArrayUnit) == 8 && alignof(DoubleArrayUnit) == 4, "trie units are two packed u32");
+
 constexpr char kMagic[8] = {'S', 'E', 'A', 'T', 'O', 'K', '\r', '\n'};
 constexpr size_t kHeaderSize = 64;  // magic, version, section count, sha256, total size, reserved
 
@@ -20,6 +30,7 @@ struct SectionEntry {
     uint64_t offset;
     uint64_t size;
 };
+static_assert(sizeof(SectionEntry) == 24, "the section table has no padding");
 
 class Writer {
 public:
