@@ -60,7 +60,7 @@ def cmd_info(args) -> int:
     print(f"embedding   dim {manifest.embedding_dim}, mean pooling, normalize={manifest.normalize}, max tokens {manifest.max_tokens}")
     print(f"prompts     {json.dumps(manifest.prompts, ensure_ascii=False)}")
     print(f"created     {manifest.created} by seaembed {manifest.producer.get('seaembed')}")
-    from .cpus import cpu_model, isa_line
+    from ..cpus import cpu_model, isa_line
 
     print(f"this cpu    {cpu_model()}: {isa_line()}")
     for a in manifest.artifacts:
