@@ -43,7 +43,11 @@ class AsgiDriver:
         sent: list[dict] = []
 
         async def receive() -> dict:
-            return events.pop() if events else {"type": "http.disconnect"}
+            if events:
+                return events.pop()
+            # A client that stays connected until its answer: the app drops the work of one that left.
+            await asyncio.Event().wait()
+            return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
             sent.append(message)
