@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
 from ..backends import REGISTRY
-from .support import CliParser, ExitCode, check_run_flags, positive_int, run_command, usage_error
+from .support import (
+    CliParser,
+    ExitCode,
+    check_run_flags,
+    env_default,
+    parse_bool,
+    positive_int,
+    run_command,
+    usage_error,
+)
 
 # Backend names from the registry (no engine is imported); `auto` picks the fastest that loads.
 BACKENDS = (*REGISTRY, "auto")
@@ -18,24 +26,11 @@ BACKENDS = (*REGISTRY, "auto")
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 
 
-def _bool(value: str) -> bool:
-    lowered = str(value).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def _env(name: str, default=None):
-    return os.environ.get(f"SEAEMBED_{name}", default)
-
-
 def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, default=_env("BACKEND", "cpu"), help=f"{', '.join(BACKENDS)} (auto: the fastest available) [SEAEMBED_BACKEND]")
-    p.add_argument("--precision", choices=PRECISIONS, default=_env("PRECISION"), help="artifact precision to run (default: best for the backend) [SEAEMBED_PRECISION]")
-    p.add_argument("--threads", type=positive_int, default=_env("THREADS"), help="CPU threads for inference (default: all cores) [SEAEMBED_THREADS]")
-    p.add_argument("--artifact", default=_env("ARTIFACT"), help="run this artifact by name (see `seaembed info`) [SEAEMBED_ARTIFACT]")
+    p.add_argument("--backend", choices=BACKENDS, default=env_default("BACKEND", "cpu"), help=f"{', '.join(BACKENDS)} (auto: the fastest available) [SEAEMBED_BACKEND]")
+    p.add_argument("--precision", choices=PRECISIONS, default=env_default("PRECISION"), help="artifact precision to run (default: best for the backend) [SEAEMBED_PRECISION]")
+    p.add_argument("--threads", type=positive_int, default=env_default("THREADS"), help="CPU threads for inference (default: all cores) [SEAEMBED_THREADS]")
+    p.add_argument("--artifact", default=env_default("ARTIFACT"), help="run this artifact by name (see `seaembed info`) [SEAEMBED_ARTIFACT]")
 
 
 def cmd_embed(args) -> int:
@@ -133,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = CliParser(prog="seaembed", description="Export and run SEA-LION-E5 embedding bundles.", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seaembed {__version__}")
-    parser.add_argument("--debug", action="store_true", default=_bool(_env("DEBUG", "false")), help="print the traceback of an error [SEAEMBED_DEBUG]")
+    parser.add_argument("--debug", action="store_true", default=parse_bool(env_default("DEBUG", "false")), help="print the traceback of an error [SEAEMBED_DEBUG]")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
 
     p = sub.add_parser("export", help="export a sentence-transformers checkpoint to a bundle (needs seaembed[export])")
@@ -164,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first bad row (default: skip bad rows and report them as FILE:LINE: reason)")
     p.add_argument("--output", help="write .npy (float32 matrix) or .jsonl instead of printing JSON lines")
     p.add_argument("--prompt-name", default=None, help="model prompt to prepend, e.g. query or passage")
-    p.add_argument("--batch-size", type=positive_int, default=int(_env("BATCH_SIZE", 32)), help="inputs per engine call [SEAEMBED_BATCH_SIZE]")
-    p.add_argument("--progress", choices=("auto", "on", "off"), default=_env("PROGRESS", "auto"), help="progress line on stderr: auto = on a terminal, for runs over 2 s [SEAEMBED_PROGRESS]")
-    p.add_argument("--normalize", type=_bool, default=None, help="true/false: L2-normalise (default: as the model does)")
-    p.add_argument("--truncate", type=_bool, default=_bool(_env("TRUNCATE", "true")), help="true: cut inputs to the model's max tokens; false: fail on longer inputs [SEAEMBED_TRUNCATE]")
+    p.add_argument("--batch-size", type=positive_int, default=int(env_default("BATCH_SIZE", 32)), help="inputs per engine call [SEAEMBED_BATCH_SIZE]")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default=env_default("PROGRESS", "auto"), help="progress line on stderr: auto = on a terminal, for runs over 2 s [SEAEMBED_PROGRESS]")
+    p.add_argument("--normalize", type=parse_bool, default=None, help="true/false: L2-normalise (default: as the model does)")
+    p.add_argument("--truncate", type=parse_bool, default=parse_bool(env_default("TRUNCATE", "true")), help="true: cut inputs to the model's max tokens; false: fail on longer inputs [SEAEMBED_TRUNCATE]")
     _add_runtime_flags(p)
     p.set_defaults(func=cmd_embed)
 
@@ -200,9 +195,9 @@ def cmd_quickstart(args) -> int:
 
 def _register_quickstart(sub) -> None:
     p = sub.add_parser("quickstart", help="offline demo: build the real multilingual-e5-small bundle once, then search in 11 languages")
-    p.add_argument("--bundle", default=_env("QUICKSTART_BUNDLE"), help="where to keep the demo bundle (default: ~/.cache/seaembed/bundles/) [SEAEMBED_QUICKSTART_BUNDLE]")
+    p.add_argument("--bundle", default=env_default("QUICKSTART_BUNDLE"), help="where to keep the demo bundle (default: ~/.cache/seaembed/bundles/) [SEAEMBED_QUICKSTART_BUNDLE]")
     p.add_argument("--rebuild", action="store_true", help="export the bundle again even if it exists")
-    p.add_argument("--threads", type=int, default=_env("THREADS"), help="CPU threads [SEAEMBED_THREADS]")
+    p.add_argument("--threads", type=int, default=env_default("THREADS"), help="CPU threads [SEAEMBED_THREADS]")
     p.set_defaults(func=cmd_quickstart)
 
 

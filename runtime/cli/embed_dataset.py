@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-from .support import check_run_flags, positive_int
-
-
-def _env(name: str, default=None):
-    return os.environ.get(f"SEAEMBED_{name}", default)
+from .support import check_run_flags, env_default, positive_int
 
 
 def cmd_embed_dataset(args) -> int:
@@ -65,15 +60,15 @@ def register(sub, runtime_flags) -> None:
                    help="inputs over the model's max tokens: error (report and skip), truncate (keep the first tokens, flagged), "
                    "chunk (overlapping windows, token-weighted mean, renormalised)")
     p.add_argument("--dtype", choices=("float32", "float16", "ubinary"), default="float32", help="stored vector type (ubinary: packed sign bits)")
-    p.add_argument("--batch-size", type=positive_int, default=int(_env("BATCH_SIZE", 32)), help="inputs per engine call [SEAEMBED_BATCH_SIZE]")
+    p.add_argument("--batch-size", type=positive_int, default=int(env_default("BATCH_SIZE", 32)), help="inputs per engine call [SEAEMBED_BATCH_SIZE]")
     p.add_argument("--rows-per-part", type=positive_int, default=None, help="input rows per output part (default: total/64 within 256-8192)")
-    p.add_argument("--workers", type=positive_int, default=_env("WORKERS"), help="worker processes/actors, one model each (default: CPUs up to 4; Ray: one per GPU or CPU) [SEAEMBED_WORKERS]")
+    p.add_argument("--workers", type=positive_int, default=env_default("WORKERS"), help="worker processes/actors, one model each (default: CPUs up to 4; Ray: one per GPU or CPU) [SEAEMBED_WORKERS]")
     p.add_argument("--threads-per-worker", type=positive_int, default=None, help="inference threads per worker (default: CPUs // workers)")
     p.add_argument("--ray", action="store_true", help="run on Ray (a local cluster unless --ray-address); needs seaembed[ray]")
-    p.add_argument("--ray-address", default=_env("RAY_ADDRESS"), help="existing Ray cluster to join, e.g. ray://head:10001 or auto [SEAEMBED_RAY_ADDRESS]")
+    p.add_argument("--ray-address", default=env_default("RAY_ADDRESS"), help="existing Ray cluster to join, e.g. ray://head:10001 or auto [SEAEMBED_RAY_ADDRESS]")
     p.add_argument("--strict", action="store_true", help="stop at the first bad row (default: skip bad rows, list them in OUTPUT/_bad_rows.jsonl)")
     p.add_argument("--overwrite", action="store_true", help="discard what OUTPUT holds and start over")
-    p.add_argument("--progress", choices=("auto", "on", "off"), default=_env("PROGRESS", "auto"), help="progress bar on stderr (auto: on a terminal) [SEAEMBED_PROGRESS]")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default=env_default("PROGRESS", "auto"), help="progress bar on stderr (auto: on a terminal) [SEAEMBED_PROGRESS]")
     runtime_flags(p)
     p.set_defaults(func=cmd_embed_dataset)
 

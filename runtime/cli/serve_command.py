@@ -13,16 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .support import check_run_flags, positive_int, usage_error
-
-
-def parse_bool(value: str) -> bool:
-    lowered = str(value).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+from .support import check_run_flags, parse_bool, positive_int, usage_error
 
 
 def _non_negative(value: str) -> float:

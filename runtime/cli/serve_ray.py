@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .support import usage_error
+from .support import parse_bool, usage_error
 
 
 def _positive(value: str) -> int:
@@ -18,20 +18,11 @@ def _positive(value: str) -> int:
     return number
 
 
-def _bool(value: str) -> bool:
-    lowered = str(value).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
 def add_flags(p: argparse.ArgumentParser) -> None:
     """--ray, --ray-address, --replicas | --autoscale; each also reads SEAEMBED_<FLAG> (a flag given wins)."""
     env = os.environ.get
     group = p.add_argument_group("Ray Serve (README: Scale out)")
-    group.add_argument("--ray", type=_bool, nargs="?", const=True, default=_bool(env("SEAEMBED_RAY", "false")), help="serve through Ray Serve replicas behind its HTTP proxy on --host/--port, on a local cluster or --ray-address's (needs seaembed[ray]) [SEAEMBED_RAY]")
+    group.add_argument("--ray", type=parse_bool, nargs="?", const=True, default=parse_bool(env("SEAEMBED_RAY", "false")), help="serve through Ray Serve replicas behind its HTTP proxy on --host/--port, on a local cluster or --ray-address's (needs seaembed[ray]) [SEAEMBED_RAY]")
     group.add_argument("--ray-address", default=env("SEAEMBED_RAY_ADDRESS"), help="join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting one here [SEAEMBED_RAY_ADDRESS]")
     sizes = group.add_mutually_exclusive_group()
     sizes.add_argument("--replicas", type=_positive, default=env("SEAEMBED_REPLICAS"), help="fixed replica count (default: one per GPU for cuda/tensorrt, else one per node) [SEAEMBED_REPLICAS]")

@@ -167,6 +167,20 @@ class CliParser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: {' '.join(message.split())} (see `{self.prog} --help`)\n")
 
 
+def parse_bool(value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def env_default(name: str, default=None):
+    """SEAEMBED_<NAME> from the environment, else `default`: every flag's variable."""
+    return os.environ.get(f"SEAEMBED_{name}", default)
+
+
 def positive_int(value: str) -> int:
     try:
         number = int(value)
