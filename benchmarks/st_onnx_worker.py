@@ -37,6 +37,8 @@ with tempfile.TemporaryDirectory() as tmp:
     quantized = next((Path(tmp) / "exported" / "onnx").glob(f"model_*_{qint8_config}.onnx"))
     rows = (("sentence-transformers ONNX FP32", {}), (f"sentence-transformers ONNX {quantized.stem.split('_')[1]} ({qint8_config})", {"file_name": f"onnx/{quantized.name}"}))
     for name, kwargs in rows:
+        if payload.get("int8_only") and not kwargs:
+            continue
         m = SentenceTransformer(str(Path(tmp) / "exported"), backend="onnx", device="cpu", model_kwargs=kwargs)
         results[name] = bench.measure(lambda t, m=m: m.encode(t, batch_size=batch_size), texts, n_tokens)
         results[name]["vectors"] = m.encode(texts["passages_512"][:4] + texts["mixed_corpus"][:12], batch_size=batch_size).tolist()

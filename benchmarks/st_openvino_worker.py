@@ -46,7 +46,8 @@ with tempfile.TemporaryDirectory() as tmp:
     for item in model_dir.iterdir():  # links, not copies: the large model is 2.2 GB
         (work / item.name).symlink_to(item)
     model = SentenceTransformer(str(work), backend="openvino", device="cpu", model_kwargs={"ov_config": ov_config})
-    run("sentence-transformers OpenVINO FP32", model)
+    if not payload.get("int8_only"):
+        run("sentence-transformers OpenVINO FP32", model)
     exported = Path(tmp) / "exported"
     model.save_pretrained(str(exported))
     lines = [line for line in calibration.read_text(encoding="utf-8").splitlines() if line.strip()]

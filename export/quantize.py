@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from . import int8_outliers
 from .onnx_graph import save_with_external_data
 
 
@@ -79,6 +80,23 @@ def quantize_dynamic_int8(src: Path, dst: Path, data_file: str, nodes_to_exclude
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         _resave(out, dst, data_file)
+
+
+def quantize_dynamic_int8_split_ffn(src: Path, dst: Path, data_file: str, tokenizer, channels: int = int8_outliers.OUTLIER_CHANNELS) -> int:
+    """The dynamic int8 graph with every MatMul int8, the FFNs' outlier channels on a float side path
+    (export/int8_outliers.py); returns how many FFNs were split (0: none matched, the graph is quantised whole)."""
+    model = onnx.load(str(src), load_external_data=False)
+    blocks = int8_outliers.ffn_blocks(model)
+    peaks = int8_outliers.channel_peaks(src, blocks, calibration_batches(tokenizer)) if blocks else []
+    model = onnx.load(str(src), load_external_data=True)
+    blocks = int8_outliers.ffn_blocks(model)
+    float_matmuls = int8_outliers.split_outlier_channels(model, blocks, peaks, channels)
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        split = Path(tmp) / "split.onnx"
+        save_with_external_data(model, split, "split.onnx.data")
+        del model
+        quantize_dynamic_int8(split, dst, data_file, nodes_to_exclude=tuple(float_matmuls))
+    return len(blocks)
 
 
 def dynamic_exclusions(path: Path) -> tuple[str, ...]:

@@ -30,14 +30,18 @@ def text_of_length(tokenizer, n_tokens: int, rng: random.Random, words: list[str
             return " ".join(parts)
 
 
-def workloads(tokenizer, seed: int = 0, corpus_size: int = 256, passages: int = 32) -> dict[str, list[str]]:
+def workloads(tokenizer, seed: int = 0, corpus_size: int = 256, passages: int = 32, long_mixed: int = 0) -> dict[str, list[str]]:
+    """long_mixed > 0 adds "mixed_512": that many texts of 8-512 tokens (drawn after the others, which stay as they were)."""
     rng = random.Random(seed)
     words = _words()
-    return {
+    corpora = {
         "short_query": [text_of_length(tokenizer, 12, rng, words)],
         "mixed_corpus": [text_of_length(tokenizer, rng.randint(8, 256), rng, words) for _ in range(corpus_size)],
         "passages_512": [text_of_length(tokenizer, 512, rng, words) for _ in range(passages)],
     }
+    if long_mixed:
+        corpora["mixed_512"] = [text_of_length(tokenizer, rng.randint(8, 512), rng, words) for _ in range(long_mixed)]
+    return corpora
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -50,7 +54,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def measure(encode: Callable[[list[str]], object], texts: dict[str, list[str]], n_tokens: dict[str, int], latency_runs: int = 50, repeat: int = 2) -> dict:
-    """encode(list of texts) → anything; returns latency (short query) and throughput (the rest)."""
+    """encode(list of texts) → anything; returns latency (short query) and throughput (every other corpus in texts)."""
     result: dict = {}
     query = texts["short_query"]
     for _ in range(3):
@@ -61,7 +65,7 @@ def measure(encode: Callable[[list[str]], object], texts: dict[str, list[str]], 
         encode(query)
         latencies.append((time.perf_counter() - started) * 1000)
     result["short_query_ms"] = percentiles(latencies)
-    for name in ("mixed_corpus", "passages_512"):
+    for name in (n for n in texts if n != "short_query"):
         encode(texts[name][:4])
         best = float("inf")
         for _ in range(repeat):

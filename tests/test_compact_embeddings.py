@@ -67,15 +67,20 @@ def test_pass_finds_the_word_table_and_keeps_outputs_close(tiny_bundle, tmp_path
 
 
 def test_float_weights_stay_int8_and_run_as_8bit_matmuls(e5_small_bundle, tmp_path):
-    """The dynamic INT8 graph stores its float FFN down projections as int8 + DequantizeLinear: ONNX Runtime's
-    CPU provider must run them as MatMulNBits on 8-bit weights (not fold them back to FP32 at load)."""
+    """The dynamic INT8 graph's fallback recipe (export/builders/onnx_int8_dynamic.py) keeps the FFN down projections
+    float and stores them as int8 + DequantizeLinear: ONNX Runtime's CPU provider must run them as MatMulNBits on 8-bit
+    weights (not fold them back to FP32 at load). Built here as the export builds it, from the bundle's fused graph."""
     import onnxruntime as ort
 
-    entry = next(a for a in load_manifest(e5_small_bundle).artifacts if a.name == "onnx-int8-dynamic")
-    storage = entry.details["storage"]
+    from seaembed.export.compact_embeddings import compact_artifact, storage_details
+    from seaembed.export.quantize import dynamic_exclusions, quantize_dynamic_int8
+
+    source, path = e5_small_bundle / "model.fp32.ort.onnx", tmp_path / "model.int8.dynamic.onnx"
+    quantize_dynamic_int8(source, path, path.name + ".data", nodes_to_exclude=dynamic_exclusions(source))
+    storage = storage_details(compact_artifact(path, "onnx-int8-dynamic"))["storage"]
     assert storage["float_weights"]["matmul_weights"] == 12  # one FFN down projection per layer
     assert storage["word_embeddings"]["shape"] == [250037, 384]
-    stored = onnx.load(str(e5_small_bundle / entry.file), load_external_data=False)
+    stored = onnx.load(str(path), load_external_data=False)
     types = {t.name: t.data_type for t in stored.graph.initializer}
     assert types["embeddings.word_embeddings.weight.int8"] == onnx.TensorProto.INT8
     assert sum(n.op_type == "DequantizeLinear" for n in stored.graph.node) == 12
@@ -87,7 +92,7 @@ def test_float_weights_stay_int8_and_run_as_8bit_matmuls(e5_small_bundle, tmp_pa
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.onnx.data")
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-    ort.InferenceSession(str(e5_small_bundle / entry.file), options, providers=["CPUExecutionProvider"])
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     optimized = onnx.load(str(tmp_path / "optimized.onnx"), load_external_data=False)
     nbits = [n for n in optimized.graph.node if n.op_type == "MatMulNBits"]
     assert len(nbits) == 12 and not any(n.op_type == "DequantizeLinear" for n in optimized.graph.node)

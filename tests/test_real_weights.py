@@ -112,15 +112,10 @@ def test_int8_graphs_pass_their_gates_and_run(e5_small_bundle, e5_small_st, retr
     assert np.mean(np.sum(q * expected, axis=1)) >= 0.99
 
 
-def test_int8_precision_picks_openvino_where_its_gate_passed_else_the_dynamic_graph(e5_small_bundle):
-    """OpenVINO INT8 runs first only where its export gate passed and the CPU has x86 int8 dot-product units."""
-    manifest = load_manifest(e5_small_bundle)
-    openvino = next((a for a in manifest.artifacts if a.name == "openvino-int8"), None)
-    from seaembed.runtime.cpus import has_x86_int8_dot
-
-    picked = openvino is not None and openvino.parity.get("passed") and has_x86_int8_dot()
-    expected = "openvino-int8" if picked else "onnx-int8-dynamic"
-    assert Embedder.load(e5_small_bundle, precision="int8").backend.artifact.name == expected
+def test_int8_precision_runs_the_dynamic_graph_whatever_the_bundle_holds(e5_small_bundle):
+    """precision="int8" is ONNX Runtime's dynamic graph even beside a gated OpenVINO IR (measured faster on every
+    CPU kind tried); the IR runs when asked for by backend or name."""
+    assert Embedder.load(e5_small_bundle, precision="int8").backend.artifact.name == "onnx-int8-dynamic"
 
 
 def test_dynamic_int8_batches_no_wider_than_its_gate_measured(e5_small_bundle):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 
-from ..cpus import has_x86_int8_dot
 from .base import Backend, BackendUnavailable
 
 REGISTRY: dict[str, str] = {
@@ -15,18 +14,15 @@ REGISTRY: dict[str, str] = {
 }
 # `auto` tries these in order (fastest first) and takes the first that loads.
 AUTO_ORDER = ("tensorrt", "cuda", "cpu")
-# On the CPU, int8 and bf16 run on OpenVINO when it is installed and the bundle has its artifact (its gate
-# not failed); ONNX Runtime stays the lean default otherwise.
-OPENVINO_FIRST = ("int8", "bf16")
+# On the CPU, bf16 runs on OpenVINO (its only engine) when it is installed and the bundle has its artifact (its
+# gate not failed). int8 stays on ONNX Runtime's dynamic graph, measured faster than the bundle's OpenVINO INT8 IR
+# on every CPU kind tried: AVX2-only EPYC 0.75x, Zen 4 with AVX512-VNNI 0.76x (XLM-R-large shape, same run,
+# benchmarks/results/cpu_xlmr-large_epyc-zen4.md); the IR stays one `--backend openvino` away.
+OPENVINO_FIRST = ("bf16",)
 
 
 def _openvino_pays_off(precision: str) -> bool:
-    """INT8 only where the CPU has x86 int8 dot products (VNNI/AMX): without them OpenVINO INT8 measured 0.58x
-    ONNX Runtime's dynamic int8 on an AVX2-only EPYC. On Arm, OpenVINO's CPU plugin lists its quantized
-    kernels for x86-64 only, so the INT8 graph is ONNX Runtime's dynamic one, whose int8 GEMMs use the
-    SDOT/SMMLA units where the CPU has them (asimddp, i8mm). BF16 exists only as OpenVINO, whose backend
-    names the ISA it needs where it is missing."""
-    return has_x86_int8_dot() if precision == "int8" else precision in OPENVINO_FIRST
+    return precision in OPENVINO_FIRST
 
 
 def backend_candidates(name: str, manifest, precision: str | None, artifact: str | None = None) -> tuple[str, ...]:
