@@ -26,6 +26,7 @@ from common import cpu_line, environment, write_results  # noqa: E402
 
 from seaembed.export import openvino_export
 from seaembed.export.accuracy import AccuracyReference, enforce_accuracy, worst_case
+from seaembed.export.int8_outliers import channel_peaks
 from seaembed.export.onnx_graph import save_with_external_data
 from seaembed.export.parity import ParityError, TorchReference
 from seaembed.export.quantize import calibration_batches
@@ -56,25 +57,6 @@ def plain_ffn_blocks(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, list[
                 pending += [i for i in node.input if i not in weights]
         blocks.append((up, [n for n in model.graph.node if n in chain], down))
     return blocks
-
-
-def gelu_input_peaks(source: Path, blocks, tokenizer) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    probe = onnx.load(str(source), load_external_data=False)
-    del probe.graph.output[:]
-    probe.graph.output.extend(helper.make_tensor_value_info(d.input[0], onnx.TensorProto.FLOAT, None) for _, _, d in blocks)
-    probe_file = source.parent / ".probe.onnx"
-    onnx.save(probe, probe_file)
-    session = ort.InferenceSession(str(probe_file), providers=["CPUExecutionProvider"])
-    probe_file.unlink()
-    peaks: list = [None] * len(blocks)
-    for batch in calibration_batches(tokenizer):
-        real = batch["attention_mask"].astype(bool)
-        for i, values in enumerate(session.run([d.input[0] for _, _, d in blocks], batch)):
-            peak = np.abs(values[real]).max(0)
-            peaks[i] = peak if peaks[i] is None else np.maximum(peaks[i], peak)
-    return peaks
 
 
 def split_chain(model: onnx.ModelProto, blocks, peaks, channels: int) -> None:
@@ -122,7 +104,7 @@ def split_chain(model: onnx.ModelProto, blocks, peaks, channels: int) -> None:
 def split_graph(tokenizer, channels: int) -> Path:
     source = BUNDLE / "model.fp32.onnx"
     blocks = plain_ffn_blocks(onnx.load(str(source), load_external_data=False))
-    peaks = gelu_input_peaks(source, blocks, tokenizer)
+    peaks = channel_peaks(source, [down.input[0] for _, _, down in blocks], calibration_batches(tokenizer))
     model = onnx.load(str(source))
     split_chain(model, plain_ffn_blocks(model), peaks, channels)
     target = WORK / "split.fp32.onnx"

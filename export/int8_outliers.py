@@ -61,27 +61,28 @@ def ffn_blocks(model: onnx.ModelProto) -> list[FfnBlock]:
     return blocks
 
 
-def channel_peaks(source: Path, blocks: list[FfnBlock], batches: Iterable[dict[str, np.ndarray]]) -> list[np.ndarray]:
-    """Max |GELU output| per channel over the real tokens of `batches` (the calibration set), one array per block.
+def channel_peaks(source: Path, activations: list[str], batches: Iterable[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    """Max |value| per channel of each tensor in `activations` (e.g. FfnBlock.activation) over the real tokens of
+    `batches` (the calibration set), one array per tensor.
 
-    source: the float graph file the blocks came from. The probe (that graph with the GELU outputs as outputs)
-    is written beside it, so its external weight file resolves without being copied.
+    source: the float graph file the tensors are in. The probe (that graph with them as outputs) is written
+    beside it, so its external weight file resolves without being copied.
     """
     import onnxruntime as ort
 
     probe = onnx.load(str(source), load_external_data=False)
     del probe.graph.output[:]
-    probe.graph.output.extend(helper.make_tensor_value_info(b.activation, onnx.TensorProto.FLOAT, None) for b in blocks)
+    probe.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in activations)
     options = ort.SessionOptions()
     # the graph is already fused; further rewrites could rename or fold the probed tensors
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     with tempfile.NamedTemporaryFile(dir=source.parent, prefix=".peaks-", suffix=".onnx") as probe_file:
         onnx.save(probe, probe_file.name)
         session = ort.InferenceSession(probe_file.name, options, providers=["CPUExecutionProvider"])
-    peaks: list[np.ndarray | None] = [None] * len(blocks)
+    peaks: list[np.ndarray | None] = [None] * len(activations)
     for batch in batches:
         real = batch["attention_mask"].astype(bool)
-        for i, values in enumerate(session.run([b.activation for b in blocks], batch)):
+        for i, values in enumerate(session.run(list(activations), batch)):
             peak = np.abs(values[real]).max(axis=0)
             peaks[i] = peak if peaks[i] is None else np.maximum(peaks[i], peak)
     if any(p is None for p in peaks):

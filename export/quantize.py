@@ -87,7 +87,7 @@ def quantize_dynamic_int8_split_ffn(src: Path, dst: Path, data_file: str, tokeni
     (export/int8_outliers.py); returns how many FFNs were split (0: none matched, the graph is quantised whole)."""
     model = onnx.load(str(src), load_external_data=False)
     blocks = int8_outliers.ffn_blocks(model)
-    peaks = int8_outliers.channel_peaks(src, blocks, calibration_batches(tokenizer)) if blocks else []
+    peaks = int8_outliers.channel_peaks(src, [b.activation for b in blocks], calibration_batches(tokenizer)) if blocks else []
     model = onnx.load(str(src), load_external_data=True)
     blocks = int8_outliers.ffn_blocks(model)
     float_matmuls = int8_outliers.split_outlier_channels(model, blocks, peaks, channels)

@@ -21,7 +21,7 @@ from .int8_gate import gate_int8_graph
 
 NAME, GRAPH_FILE = "onnx-int8-dynamic", "model.int8.dynamic.onnx"
 SOURCE = "onnx-fp32-ort"
-COMMON = {"method": "dynamic", "weights": "int8 symmetric per-channel, 7-bit range", "activations": "uint8 per call", "ort_only": True}
+COMMON = {"method": "dynamic", "weights": "int8 symmetric per-channel, 7-bit range", "activations": "uint8 per call", "ort_only": True, "source": SOURCE}
 
 
 def names(settings: ExportSettings) -> list[str]:
@@ -40,7 +40,6 @@ def build(context: BuildContext) -> list[Artifact]:
     split = quantize.quantize_dynamic_int8_split_ffn(source, target, GRAPH_FILE + ".data", context.tokenizer)
     details = dict(
         COMMON,
-        source=SOURCE,
         recipe="split-ffn",
         float_matmuls=f"each FFN's {OUTLIER_CHANNELS} outlier channels (calibration peaks of the GELU output), a float side path",
         ffn_split=split,
@@ -53,7 +52,6 @@ def build(context: BuildContext) -> list[Artifact]:
     quantize.quantize_dynamic_int8(source, target, GRAPH_FILE + ".data", nodes_to_exclude=excluded)
     details = dict(
         COMMON,
-        source=SOURCE,
         recipe="ffn-down-float",
         float_matmuls="FFN down projection (GELU-output outliers; see quantize.dynamic_exclusions)",
         matmuls_kept_float=len(excluded),

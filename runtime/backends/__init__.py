@@ -21,10 +21,6 @@ AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 OPENVINO_FIRST = ("bf16",)
 
 
-def _openvino_pays_off(precision: str) -> bool:
-    return precision in OPENVINO_FIRST
-
-
 def backend_candidates(name: str, manifest, precision: str | None, artifact: str | None = None) -> tuple[str, ...]:
     """The backends to try in order for `name` ("auto" expands; "cpu" may put OpenVINO first)."""
     order = AUTO_ORDER if name == "auto" else (name,)
@@ -32,7 +28,7 @@ def backend_candidates(name: str, manifest, precision: str | None, artifact: str
         wants_openvino = any(a.name == artifact and a.format == "openvino" for a in manifest.artifacts)
     else:
         wants_openvino = (
-            _openvino_pays_off(precision)
+            precision in OPENVINO_FIRST
             and any(a.format == "openvino" and a.precision == precision and a.parity.get("passed") is not False for a in manifest.artifacts)
         )
     # A named OpenVINO IR runs on OpenVINO only; a precision may fall back to ONNX Runtime's graph.
