@@ -74,10 +74,23 @@ def prepare(model: str) -> tuple[Path, Path]:
             make_random_xlmr_checkpoint(checkpoint, "large", tokenizer_dir=shared)
     bundle = root / f"bundle-{model}"
     precisions = ("fp32", "int8", "bf16") if has_bf16() else ("fp32", "int8")
-    manifest = bundle / "manifest.json"
-    if not manifest.exists() or '"openvino-int8"' not in manifest.read_text():
+    if stale(bundle):
         export_bundle(str(checkpoint), bundle, precisions=precisions, overwrite=True, accuracy_gates=gates)
     return checkpoint, bundle
+
+
+def stale(bundle: Path) -> bool:
+    """No bundle yet, or one an earlier export made: its OpenVINO INT8 IR not the current recipe (nor the
+    fallback with the reason recorded), or its dynamic graph without a recorded recipe."""
+    from seaembed.export.openvino_export import RECIPE, recipe_record
+    from seaembed.runtime.manifest import load_manifest
+
+    if not (bundle / "manifest.json").exists():
+        return True
+    have = {a.name: a for a in load_manifest(bundle).artifacts}
+    ir, dynamic = have.get("openvino-int8"), have.get("onnx-int8-dynamic")
+    ir_current = ir is not None and (ir.details.get("recipe") == recipe_record(RECIPE) or "split_ffn_missed_gate" in ir.details)
+    return not ir_current or dynamic is None or "recipe" not in dynamic.details
 
 
 def old_dynamic_graph(bundle: Path) -> Path:
@@ -129,12 +142,16 @@ def main() -> None:
     parser.add_argument("--long-mixed", type=int, default=32, help="texts in the 8-512-token corpus (0: none)")
     parser.add_argument("--skip-float", action="store_true", help="time only the reference, INT8/BF16 rows and ORT-fused FP32")
     parser.add_argument("--profile", action="store_true", help="per-operator time of the INT8 graphs and their int8 GEMM rate vs this CPU's peak")
+    parser.add_argument("--profile-only", action="store_true", help="only the --profile tables (no timing rows), to cpu_profile_<model>[_tag]")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="", help="suffix of the result files, e.g. the CPU kind (epyc-avx2, spr)")
     args = parser.parse_args()
     result_name = f"cpu_{args.model}" + (f"_{args.tag}" if args.tag else "")
     checkpoint, bundle = prepare(args.model)
+    if args.profile_only:
+        profile_only(bundle, args.threads, result_name.replace("cpu_", "cpu_profile_", 1))
+        return
     first = Embedder.load(bundle, threads=args.threads, artifact="onnx-fp32")
     texts = bench.workloads(first.tokenizer, corpus_size=args.corpus_size, passages=args.passages, long_mixed=args.long_mixed)
     n_tokens = {k: sum(len(first.tokenizer.encode(t)) for t in v) for k, v in texts.items()}
@@ -292,6 +309,15 @@ def profile_int8_graphs(bundle: Path, threads: int, batch: int = 16, tokens: int
     except ModuleNotFoundError:
         pass
     return {"batch": batch, "tokens": tokens, "threads": threads, "peak": int8_peak(threads), "graphs": graphs}
+
+
+def profile_only(bundle: Path, threads: int, result_name: str) -> None:
+    profiles = profile_int8_graphs(bundle, threads)
+    env = environment()
+    lines = [f"# CPU profile: {bundle.name}", "", f"{cpu_line(env)}, {threads} threads; every graph profiled in the same run.", ""]
+    lines += [*targets({}, [], None, profiles), "", *profiles_markdown(profiles)]
+    write_results(result_name, {"benchmark": result_name, "environment": env, "profile": profiles}, "\n".join(lines))
+    print("\n".join(lines))
 
 
 def profiles_markdown(profiles: dict) -> list[str]:

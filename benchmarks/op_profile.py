@@ -21,6 +21,7 @@ import numpy as np
 # QAttention is reported on its own row: its time also holds the float attention (Q·K, softmax, P·V).
 ORT_INT8_GEMMS = ("MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm", "QLinearMatMul", "MatMulNBits")
 ORT_FLOAT_GEMMS = ("MatMul", "FusedMatMul", "Gemm")
+OPENVINO_INT8_GEMM = "FullyConnected int8"  # OpenVINO's FullyConnected layers on an int8 kernel
 
 
 def synthetic_batch(batch: int, tokens: int, vocab: int = 1000) -> dict[str, np.ndarray]:
@@ -74,12 +75,15 @@ def ort_profile(graph: Path, feeds: dict[str, np.ndarray], session_options, runs
 
 
 def openvino_profile(compiled, feeds: dict[str, np.ndarray], runs: int = 5, warmup: int = 2) -> dict:
-    """The same table from OpenVINO's perf counters (compiled with PERF_COUNT on); keyed by layer type."""
+    """The same table from OpenVINO's perf counters (compiled with PERF_COUNT on); keyed by layer type, with
+    FullyConnected layers whose kernel is an int8 one (exec type `*_I8`/`*_u8`) on a row of their own,
+    `FullyConnected int8`, their multiply-accumulates read from the runtime graph's shapes at these feeds."""
     import time
 
     request = compiled.create_infer_request()
     for _ in range(warmup):
         request.infer(feeds)
+    macs = _fully_connected_macs(compiled)
     per_op: dict[str, dict] = defaultdict(lambda: {"us": 0.0, "calls": 0, "macs": 0, "kernels": set()})
     wall = 0.0
     for _ in range(runs):
@@ -89,12 +93,28 @@ def openvino_profile(compiled, feeds: dict[str, np.ndarray], runs: int = 5, warm
         for info in request.profiling_info:
             if info.status.name != "EXECUTED":
                 continue
-            row = per_op[info.node_type]
+            op = info.node_type
+            if op.startswith("FullyConnected") and any(t in info.exec_type.lower() for t in ("i8", "u8")):
+                op = OPENVINO_INT8_GEMM
+            row = per_op[op]
             row["us"] += info.real_time.total_seconds() * 1e6
             row["calls"] += 1
+            row["macs"] += macs.get(info.node_name, 0)
             row["kernels"].add(info.exec_type)
-    table = {op: {"us": r["us"] / runs, "calls": r["calls"] // runs, "macs": 0, "kernels": sorted(r["kernels"])} for op, r in per_op.items()}
+    table = {op: {"us": r["us"] / runs, "calls": r["calls"] // runs, "macs": r["macs"] // runs, "kernels": sorted(r["kernels"])} for op, r in per_op.items()}
     return _table(table, wall * 1e6 / runs)
+
+
+def _fully_connected_macs(compiled) -> dict[str, int]:
+    """rows(A) × K × N per FullyConnected layer of the compiled graph, by layer name."""
+    out = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        if not str(op.get_rt_info()["layerType"].astype(str)).startswith("FullyConnected"):
+            continue
+        a, y = op.input(0).get_partial_shape(), op.get_output_partial_shape(0)
+        if a.is_static and y.is_static:
+            out[op.get_friendly_name()] = math.prod(d.get_length() for d in a) * y[len(y) - 1].get_length()
+    return out
 
 
 def _table(per_op: dict[str, dict], wall_us: float) -> dict:
@@ -107,7 +127,7 @@ def _table(per_op: dict[str, dict], wall_us: float) -> dict:
 
 def int8_gemm_rate(profile: dict) -> dict:
     """Achieved int8 ops/s of the integer GEMM operators (2 ops per multiply-accumulate)."""
-    rows = [r for op, r in profile["ops"].items() if op in ORT_INT8_GEMMS]
+    rows = [r for op, r in profile["ops"].items() if op in (*ORT_INT8_GEMMS, OPENVINO_INT8_GEMM)]
     ms, macs = sum(r["ms"] for r in rows), sum(r["macs"] for r in rows)
     return {"ms": ms, "macs": macs, "ops_per_s": 2 * macs / (ms / 1000) if ms else None}
 
