@@ -6,7 +6,7 @@ channels stay under 3.7. An int8 scale sized for them leaves the other channels 
 why the down projections used to stay float (a third of the FFN's multiply-adds). Here the
 `OUTLIER_CHANNELS` channels with the largest calibration peaks leave the int8 path altogether:
 
-    up:   MatMul(h, W1) -> act(., c)                  W1 and c's outlier channels zeroed: act(0) = 0 for GELU
+    up:   MatMul(h, W1) -> act(., c)                  W1 and an added c zeroed there: act(0) = 0 for GELU
     down: MatMul(., W2)                               W2 with the outlier rows zeroed
     side: MatMul(h, W1[:, o]) -> act(., c[o]) -> MatMul(., W2[o, :])   float, o = the outliers
     out:  Add(down, side)
@@ -34,6 +34,10 @@ OUTLIER_CHANNELS = 32
 # Ops a channel passes through on its own: the chain can be cloned for a subset of channels.
 ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Erf", "Tanh", "Sigmoid", "Pow", "Sqrt", "Relu", "Gelu", "BiasGelu", "FastGelu"})
 MAX_CHAIN = 12
+# Where a per-channel constant is added, the main path's copy is zeroed (so the outlier channels carry act(0) = 0
+# into the int8 GEMM, not act(bias)); a constant a channel is multiplied or divided by stays as it is: 0 x c = 0,
+# and a zeroed divisor would make inf x 0 = NaN in the down projection.
+ADDITIVE = frozenset({"Add", "Sub", "BiasGelu", "FastGelu"})
 
 
 @dataclass(frozen=True)
@@ -73,14 +77,14 @@ def ffn_blocks(model: onnx.ModelProto) -> list[FfnBlock]:
 
 def _block_ending_at(down: onnx.NodeProto, weights: dict, producer: dict) -> FfnBlock | None:
     chain: list[onnx.NodeProto] = []
-    ups: set[str] = set()
+    ups: set[int] = set()
     pending = [down.input[0]]
     while pending:
         node = producer.get(pending.pop())
         if node is None:
             return None  # a graph input
         if node.op_type == "MatMul" and node.input[1] in weights:
-            ups.add(node.name)
+            ups.add(id(node))
             up = node
         elif node.op_type in ELEMENTWISE and node.domain in ("", "ai.onnx", "com.microsoft"):
             if all(node is not seen for seen in chain):
@@ -164,6 +168,7 @@ def split_outlier_channels(model: onnx.ModelProto, blocks: list[FfnBlock], peaks
         kept = {block.up.input[1]: w1.copy(), block.down.input[1]: w2.copy()}
         kept[block.up.input[1]][:, outliers] = 0
         kept[block.down.input[1]][outliers, :] = 0
+        multiplied = {name for node in block.chain if node.op_type not in ADDITIVE for name in node.input}
         renamed = {block.up.output[0]: f"{prefix}_up"}
         nodes = [helper.make_node("MatMul", [block.up.input[0], f"{prefix}_w1"], [f"{prefix}_up"], name=f"{prefix}_up")]
         for step, node in enumerate(block.chain):
@@ -174,8 +179,9 @@ def split_outlier_channels(model: onnx.ModelProto, blocks: list[FfnBlock], peaks
                 elif name in weights and int(np.prod(weights[name].dims)) > 1:  # one value per channel (checked by ffn_blocks)
                     value = numpy_helper.to_array(weights[name])
                     side[f"{prefix}_{name}"] = value[..., outliers]
-                    kept[name] = value.copy()
-                    kept[name][..., outliers] = 0
+                    if name not in multiplied:
+                        kept[name] = value.copy()
+                        kept[name][..., outliers] = 0
                     inputs.append(f"{prefix}_{name}")
                 else:
                     inputs.append(name)

@@ -120,3 +120,59 @@ def test_a_split_graph_missing_its_gate_ships_the_float_ffn_down_graph(tiny_chec
     assert not any("_outliers_" in n.name for n in graph.graph.node)
     vectors = Embedder.load(out, artifact="onnx-int8-dynamic").encode(["query: a test", "passage: another"])
     assert vectors.shape[0] == 2 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def _chain_graph(extra_reader: bool) -> onnx.ModelProto:
+    """h[*, 8] -> MatMul W1[8, 16] -> Add b -> Div d (per channel) -> Tanh -> Mul 0.5 -> MatMul W2[16, 8]."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    weights = {
+        "w1": rng.normal(size=(8, 16)),
+        "b": rng.normal(size=16),
+        "d": rng.uniform(0.5, 2.0, size=16),
+        "half": np.array(0.5),
+        "w2": rng.normal(size=(16, 8)),
+    }
+    nodes = [
+        helper.make_node("MatMul", ["h", "w1"], ["up"], name="up"),
+        helper.make_node("Add", ["up", "b"], ["biased"], name="bias"),
+        helper.make_node("Div", ["biased", "d"], ["scaled"], name="scale"),
+        helper.make_node("Tanh", ["scaled"], ["act"], name="tanh"),
+        helper.make_node("Mul", ["act", "half"], ["halved"], name="halve"),
+        helper.make_node("MatMul", ["halved", "w2"], ["y"], name="down"),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if extra_reader:  # something outside the FFN reads the chain: zeroing channels would change it
+        nodes.append(helper.make_node("Identity", ["scaled"], ["leak"], name="leak"))
+        outputs.append(helper.make_tensor_value_info("leak", TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [None, 8])],
+        outputs,
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_any_elementwise_chain_splits_exactly_and_a_divisor_is_never_zeroed():
+    """The plain graph's GELU is a chain of elementwise ops; a per-channel bias is zeroed in the main path, a
+    per-channel divisor is not (a zero divisor would give inf x 0 = NaN in the down projection)."""
+    import onnxruntime as ort
+
+    assert int8_outliers.ffn_blocks(_chain_graph(extra_reader=True)) == []
+    model = _chain_graph(extra_reader=False)
+    original = model.SerializeToString()
+    blocks = int8_outliers.ffn_blocks(model)
+    assert len(blocks) == 1 and [n.op_type for n in blocks[0].chain] == ["Add", "Div", "Tanh", "Mul"]
+    peak = np.zeros(16)
+    peak[[3, 11]] = 1
+    assert int8_outliers.split_outlier_channels(model, blocks, [peak], channels=2) == ["down_outliers_up", "down_outliers_down"]
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert not weights["b"][[3, 11]].any() and weights["d"][[3, 11]].all()
+    assert weights["down_outliers_d"].shape == (2,) and "down_outliers_half" not in weights  # scalars are shared
+    h = {"h": np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)}
+    before = ort.InferenceSession(original, providers=["CPUExecutionProvider"]).run(["y"], h)[0]
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], h)[0]
+    assert np.isfinite(after).all() and np.max(np.abs(after - before)) < 1e-5
